@@ -1,0 +1,329 @@
+//! The hand-rolled authorization code + PKCE flow on top of the `oauth2` crate.
+//!
+//! `authorization_url` starts a sign-in; `finish_sign_in` exchanges the code, validates the ID
+//! token and fetches userinfo; `revoke_refresh_token` and `end_session_url` sign out.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::anyhow;
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
+    EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse,
+    TokenUrl,
+};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::discovery::ProviderMetadata;
+use super::http::{CallError, ProviderHttp};
+use super::id_token::{self, Expectations, IdTokenClaims, TokenError};
+use super::jwks::JwksCache;
+use super::pending::PendingLogin;
+use crate::config::Settings;
+use crate::error::AppError;
+
+/// Access tokens without `expires_in` are treated as valid for this long.
+const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(300);
+/// The whole provider side of a callback (token, JWKS, userinfo) must finish within this.
+pub const CALLBACK_PROVIDER_BUDGET: Duration = Duration::from_secs(10);
+/// Refresh-token revocation at sign-out is best effort within this.
+pub const REVOCATION_BUDGET: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdTokenFields {
+    #[serde(default)]
+    pub id_token: Option<String>,
+}
+impl ExtraTokenFields for IdTokenFields {}
+
+type OidcTokenResponse = StandardTokenResponse<IdTokenFields, BasicTokenType>;
+type OidcClient = Client<
+    BasicErrorResponse,
+    OidcTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// The secrets of one sign-in attempt, kept server-side until the callback.
+pub struct AuthorizationRequest {
+    pub url: Url,
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+}
+
+/// Tokens of a signed-in session. Server-side only: never in a cookie, page or log.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TokenSet {
+    pub id_token: String,
+    pub access_token: String,
+    pub access_token_expires_at: u64,
+    pub refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("access_token_expires_at", &self.access_token_expires_at)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A completed, verified sign-in.
+pub struct VerifiedSignIn {
+    pub claims: IdTokenClaims,
+    /// Userinfo claims whose `sub` matched the ID token.
+    pub userinfo: Option<Map<String, Value>>,
+    pub tokens: TokenSet,
+}
+
+fn oauth_client(settings: &Settings, metadata: &ProviderMetadata) -> Result<OidcClient, AppError> {
+    let redirect =
+        RedirectUrl::new(settings.redirect_uri()).map_err(|e| AppError::Unexpected(e.into()))?;
+    // client_secret_basic: the oauth2 crate form-urlencodes id and secret inside the Basic
+    // header, as RFC 6749 §2.3.1 requires (secrets with `:`, `%` or `+` stay intact).
+    Ok(Client::new(ClientId::new(settings.logto_app_id.clone()))
+        .set_client_secret(ClientSecret::new(
+            settings.logto_app_secret.expose_secret().to_owned(),
+        ))
+        .set_auth_type(oauth2::AuthType::BasicAuth)
+        .set_auth_uri(AuthUrl::from_url(metadata.authorization_endpoint.clone()))
+        .set_token_uri(TokenUrl::from_url(metadata.token_endpoint.clone()))
+        .set_redirect_uri(redirect))
+}
+
+/// Builds the authorization request: code flow, PKCE S256, fresh 256-bit state and nonce.
+pub fn authorization_url(
+    settings: &Settings,
+    metadata: &ProviderMetadata,
+    direct_sign_in: Option<&str>,
+) -> Result<AuthorizationRequest, AppError> {
+    let client = oauth_client(settings, metadata)?;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256_len(32);
+    let nonce = CsrfToken::new_random_len(32);
+    let mut request = client
+        .authorize_url(|| CsrfToken::new_random_len(32))
+        .add_scopes(settings.logto_scopes.iter().cloned().map(Scope::new))
+        .add_extra_param("nonce", nonce.secret().clone())
+        .set_pkce_challenge(challenge);
+    if settings.wants_refresh_token() {
+        // Logto (oidc-provider) drops offline_access unless consent is prompted for.
+        request = request.add_extra_param("prompt", "consent");
+    }
+    if let Some(target) = direct_sign_in {
+        request = request.add_extra_param("direct_sign_in", target.to_owned());
+    }
+    let (url, state) = request.url();
+    Ok(AuthorizationRequest {
+        url,
+        state: state.secret().clone(),
+        nonce: nonce.secret().clone(),
+        pkce_verifier: verifier.secret().clone(),
+    })
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Exchanges the code, validates the ID token and reads userinfo. Nothing is used before the ID
+/// token (with its nonce) has passed validation.
+pub async fn finish_sign_in(
+    settings: &Settings,
+    metadata: &ProviderMetadata,
+    http: &ProviderHttp,
+    jwks: &JwksCache,
+    code: &str,
+    pending: &PendingLogin,
+) -> Result<VerifiedSignIn, AppError> {
+    let client = oauth_client(settings, metadata)?;
+    let send = |request: oauth2::HttpRequest| http.oauth2_send(request);
+    let response = client
+        .exchange_code(AuthorizationCode::new(code.to_owned()))
+        .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
+        .request_async(&send)
+        .await
+        .map_err(token_request_error)?;
+
+    if *response.token_type() != BasicTokenType::Bearer {
+        return Err(AppError::sign_in(
+            "The identity provider returned an unsupported token type.",
+            anyhow!("token_type {:?}", response.token_type()),
+        ));
+    }
+    let access_token = response.access_token().secret().clone();
+    if access_token.is_empty() {
+        return Err(AppError::sign_in(
+            "The identity provider returned no access token.",
+            anyhow!("empty access_token"),
+        ));
+    }
+    let Some(raw_id_token) = response.extra_fields().id_token.clone() else {
+        return Err(AppError::sign_in(
+            "The identity provider returned no ID token.",
+            anyhow!("no id_token"),
+        ));
+    };
+    let now = unix_now();
+    let claims = id_token::validate(
+        &raw_id_token,
+        jwks,
+        http,
+        metadata.jwks_uri.as_str(),
+        &metadata.id_token_algorithms,
+        &Expectations {
+            issuer: &metadata.issuer,
+            client_id: &settings.logto_app_id,
+            nonce: Some(&pending.nonce),
+            not_issued_before: Some(u64::try_from(pending.started_at).unwrap_or(0)),
+            now,
+        },
+    )
+    .await
+    .map_err(id_token_error)?;
+
+    let userinfo = match &metadata.userinfo_endpoint {
+        None => None,
+        Some(endpoint) => Some(fetch_userinfo(http, endpoint, &access_token, &claims.sub).await?),
+    };
+
+    let ttl = response.expires_in().unwrap_or(DEFAULT_ACCESS_TOKEN_TTL);
+    Ok(VerifiedSignIn {
+        claims,
+        userinfo,
+        tokens: TokenSet {
+            id_token: raw_id_token,
+            access_token,
+            access_token_expires_at: now + ttl.as_secs(),
+            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+        },
+    })
+}
+
+async fn fetch_userinfo(
+    http: &ProviderHttp,
+    endpoint: &Url,
+    access_token: &str,
+    sub: &str,
+) -> Result<Map<String, Value>, AppError> {
+    let info: Map<String, Value> = http
+        .get_json(endpoint.as_str(), Some(access_token))
+        .await
+        .map_err(|e| {
+            if e.is_outage() {
+                AppError::ProviderUnavailable(anyhow::Error::new(e).context("userinfo"))
+            } else {
+                AppError::sign_in(
+                    "The identity provider's profile response was invalid.",
+                    anyhow::Error::new(e).context("userinfo"),
+                )
+            }
+        })?;
+    // Core §5.3.2: a userinfo response for another subject must not be used.
+    match info.get("sub").and_then(Value::as_str) {
+        Some(s) if s == sub => Ok(info),
+        _ => Err(AppError::sign_in(
+            "The identity provider's profile did not belong to the signed-in user.",
+            anyhow!("userinfo sub does not match the ID token sub"),
+        )),
+    }
+}
+
+fn token_request_error(err: RequestTokenError<CallError, BasicErrorResponse>) -> AppError {
+    match err {
+        RequestTokenError::Request(e) if e.is_outage() => {
+            AppError::ProviderUnavailable(anyhow::Error::new(e).context("token request"))
+        }
+        RequestTokenError::ServerResponse(e) => AppError::sign_in(
+            "The identity provider refused to complete the sign-in. Please try again.",
+            anyhow!("token endpoint error `{}`", e.error().as_ref()),
+        ),
+        other => AppError::sign_in(
+            "The identity provider's token response was invalid.",
+            anyhow!("token request failed: {other}"),
+        ),
+    }
+}
+
+fn id_token_error(err: TokenError) -> AppError {
+    if err.is_outage() {
+        AppError::ProviderUnavailable(anyhow::Error::new(err).context("ID token keys"))
+    } else {
+        AppError::sign_in(
+            "The identity provider's ID token could not be verified.",
+            err,
+        )
+    }
+}
+
+/// RP-initiated logout URL: `id_token_hint`, `client_id`, `post_logout_redirect_uri`, `state`.
+pub fn end_session_url(
+    settings: &Settings,
+    metadata: &ProviderMetadata,
+    id_token: Option<&str>,
+) -> Option<Url> {
+    let mut url = metadata.end_session_endpoint.clone()?;
+    {
+        let mut query = url.query_pairs_mut();
+        if let Some(hint) = id_token {
+            query.append_pair("id_token_hint", hint);
+        }
+        query
+            .append_pair("client_id", &settings.logto_app_id)
+            .append_pair(
+                "post_logout_redirect_uri",
+                &settings.post_logout_redirect_uri(),
+            )
+            .append_pair("state", CsrfToken::new_random_len(16).secret());
+    }
+    Some(url)
+}
+
+/// Revokes a refresh token (RFC 7009), best effort and bounded in time; failures are logged.
+pub async fn revoke_refresh_token(
+    settings: &Settings,
+    metadata: &ProviderMetadata,
+    http: &ProviderHttp,
+    token: &str,
+) {
+    let Some(endpoint) = &metadata.revocation_endpoint else {
+        return;
+    };
+    let Ok(client) = oauth_client(settings, metadata) else {
+        return;
+    };
+    let client = client.set_revocation_url(oauth2::RevocationUrl::from_url(endpoint.clone()));
+    let send = |request: oauth2::HttpRequest| http.oauth2_send(request);
+    let revoke = async {
+        client
+            .revoke_token(StandardRevocableToken::RefreshToken(
+                oauth2::RefreshToken::new(token.to_owned()),
+            ))
+            .map_err(|e| anyhow!("{e}"))?
+            .request_async(&send)
+            .await
+            .map_err(|e| anyhow!("{e}"))
+    };
+    match tokio::time::timeout(REVOCATION_BUDGET, revoke).await {
+        Ok(Ok(())) => tracing::info!("refresh token revoked at the provider"),
+        Ok(Err(error)) => tracing::warn!(%error, "refresh token revocation failed"),
+        Err(_) => tracing::warn!("refresh token revocation timed out"),
+    }
+}

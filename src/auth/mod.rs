@@ -1,0 +1,49 @@
+//! Signing in with Logto: discovery, keys, the code + PKCE flow, ID token checks, and the
+//! extractor that tells handlers who is signed in.
+
+pub mod callback;
+pub mod discovery;
+pub mod flow;
+pub mod http;
+pub mod id_token;
+pub mod jwks;
+pub mod pending;
+pub mod return_to;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_identity::Identity;
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use uuid::Uuid;
+
+use crate::error::AppError;
+use crate::startup::AppState;
+use crate::users::{User, repo};
+
+/// The signed-in user, loaded from the database. Rejects with `NotAuthenticated`, which pages
+/// turn into a redirect to sign-in and `/api/` into a 401.
+pub struct CurrentUser(pub User);
+
+impl FromRequest for CurrentUser {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let identity = Identity::from_request(req, payload).into_inner();
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let state =
+                state.ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("BUG: no AppState")))?;
+            let user_id = identity
+                .ok()
+                .and_then(|i| i.id().ok())
+                .and_then(|id| Uuid::parse_str(&id).ok())
+                .ok_or(AppError::NotAuthenticated)?;
+            let user = repo::get(&state.pool, user_id)
+                .await?
+                .ok_or(AppError::NotAuthenticated)?;
+            Ok(CurrentUser(user))
+        })
+    }
+}

@@ -1,0 +1,361 @@
+//! Settings from the environment (and `.env` through dotenvy in `main`).
+//!
+//! Every variable is read in one place; a bad value becomes a [`ConfigError`] that names the
+//! variable, so start-up can stop with one readable line.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+pub const DEFAULT_SCOPES: &str = "openid profile email offline_access roles identities";
+const MIN_SESSION_SECRET_BYTES: usize = 64;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Public base URL of Logto, as the browser reaches it (issuer = this + `/oidc`).
+    pub logto_endpoint: Url,
+    /// Base URL for server-to-server calls to Logto, when it differs from the public one.
+    pub logto_internal_endpoint: Option<Url>,
+    pub logto_app_id: String,
+    pub logto_app_secret: SecretString,
+    pub logto_scopes: Vec<String>,
+    /// Public base URL of this app; the redirect URI is `APP_BASE_URL/callback`.
+    pub app_base_url: Url,
+    pub host: String,
+    pub port: u16,
+    pub database_url: SecretString,
+    pub session_secret: SecretString,
+    pub session_idle_timeout: Duration,
+    pub session_max_lifetime: Duration,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            var,
+            problem: problem.into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can pass a map instead of the environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let required = |name: &'static str| {
+            get(name).ok_or_else(|| ConfigError::new(name, "is required but not set"))
+        };
+
+        let logto_endpoint = parse_base_url("LOGTO_ENDPOINT", &required("LOGTO_ENDPOINT")?)?;
+        let logto_internal_endpoint = get("LOGTO_INTERNAL_ENDPOINT")
+            .map(|v| parse_base_url("LOGTO_INTERNAL_ENDPOINT", &v))
+            .transpose()?;
+        let logto_app_id = required("LOGTO_APP_ID")?;
+        let logto_app_secret = SecretString::from(required("LOGTO_APP_SECRET")?);
+        let logto_scopes = parse_scopes(&get("LOGTO_SCOPES").unwrap_or(DEFAULT_SCOPES.into()))?;
+        let app_base_url = parse_base_url(
+            "APP_BASE_URL",
+            &get("APP_BASE_URL").unwrap_or("http://localhost:3000".into()),
+        )?;
+        let host = get("HOST").unwrap_or("127.0.0.1".into());
+        let port = match get("PORT") {
+            None => 3000,
+            Some(v) => v.parse::<u16>().map_err(|_| {
+                ConfigError::new("PORT", format!("`{v}` is not a port number (0-65535)"))
+            })?,
+        };
+        let database_url = required("DATABASE_URL")?;
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "must start with postgres:// or postgresql://",
+            ));
+        }
+        let session_secret = required("SESSION_SECRET").map_err(|_| {
+            ConfigError::new(
+                "SESSION_SECRET",
+                "is required: generate one with `openssl rand -base64 96` (at least 64 bytes)",
+            )
+        })?;
+        if session_secret.len() < MIN_SESSION_SECRET_BYTES {
+            return Err(ConfigError::new(
+                "SESSION_SECRET",
+                format!(
+                    "is {} bytes; it must be at least {MIN_SESSION_SECRET_BYTES} (generate one with `openssl rand -base64 96`)",
+                    session_secret.len()
+                ),
+            ));
+        }
+        let session_idle_timeout = match get("SESSION_IDLE_TIMEOUT") {
+            None => Duration::from_secs(7 * 86_400),
+            Some(v) => parse_duration("SESSION_IDLE_TIMEOUT", &v)?,
+        };
+        let session_max_lifetime = match get("SESSION_MAX_LIFETIME") {
+            None => Duration::from_secs(30 * 86_400),
+            Some(v) => parse_duration("SESSION_MAX_LIFETIME", &v)?,
+        };
+        if session_idle_timeout > session_max_lifetime {
+            return Err(ConfigError::new(
+                "SESSION_IDLE_TIMEOUT",
+                "must not be longer than SESSION_MAX_LIFETIME",
+            ));
+        }
+
+        Ok(Self {
+            logto_endpoint,
+            logto_internal_endpoint,
+            logto_app_id,
+            logto_app_secret,
+            logto_scopes,
+            app_base_url,
+            host,
+            port,
+            database_url: SecretString::from(database_url),
+            session_secret: SecretString::from(session_secret),
+            session_idle_timeout,
+            session_max_lifetime,
+        })
+    }
+
+    /// The issuer Logto must present, exactly: `${LOGTO_ENDPOINT}/oidc`.
+    pub fn issuer(&self) -> String {
+        format!(
+            "{}/oidc",
+            self.logto_endpoint.as_str().trim_end_matches('/')
+        )
+    }
+
+    /// Where discovery is fetched from (through the internal endpoint when set).
+    pub fn discovery_url(&self) -> String {
+        let base = self
+            .logto_internal_endpoint
+            .as_ref()
+            .unwrap_or(&self.logto_endpoint);
+        format!(
+            "{}/oidc/.well-known/openid-configuration",
+            base.as_str().trim_end_matches('/')
+        )
+    }
+
+    pub fn redirect_uri(&self) -> String {
+        self.app_url("/callback")
+    }
+
+    pub fn post_logout_redirect_uri(&self) -> String {
+        self.app_url("/")
+    }
+
+    /// An absolute URL of this app for a path that starts with `/`.
+    pub fn app_url(&self, path: &str) -> String {
+        format!("{}{path}", self.app_base_url.as_str().trim_end_matches('/'))
+    }
+
+    pub fn uses_https(&self) -> bool {
+        self.app_base_url.scheme() == "https"
+    }
+
+    pub fn wants_refresh_token(&self) -> bool {
+        self.logto_scopes.iter().any(|s| s == "offline_access")
+    }
+
+    pub fn session_secret_bytes(&self) -> &[u8] {
+        self.session_secret.expose_secret().as_bytes()
+    }
+}
+
+fn parse_base_url(var: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value)
+        .map_err(|e| ConfigError::new(var, format!("`{value}` is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::new(var, "must be an http:// or https:// URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::new(var, "must not have a query or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::new(var, "must not contain credentials"));
+    }
+    Ok(url)
+}
+
+fn parse_scopes(value: &str) -> Result<Vec<String>, ConfigError> {
+    let scopes: Vec<String> = value.split_whitespace().map(str::to_owned).collect();
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(ConfigError::new("LOGTO_SCOPES", "must include `openid`"));
+    }
+    if let Some(bad) = scopes.iter().find(|s| {
+        !s.chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+    }) {
+        return Err(ConfigError::new(
+            "LOGTO_SCOPES",
+            format!("`{bad}` is not a valid scope"),
+        ));
+    }
+    Ok(scopes)
+}
+
+/// Parses `90`, `90s`, `15m`, `12h` or `7d` into a duration of at least one second.
+pub fn parse_duration(var: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let bad = || {
+        ConfigError::new(
+            var,
+            format!("`{value}` is not a duration (e.g. 3600, 90s, 15m, 12h, 7d)"),
+        )
+    };
+    let (digits, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => value.split_at(i),
+        None => (value, "s"),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    let secs = n
+        .checked_mul(factor)
+        .filter(|s| *s > 0 && *s <= 10 * 365 * 86_400)
+        .ok_or_else(bad)?;
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn base() -> HashMap<&'static str, String> {
+        HashMap::from([
+            ("LOGTO_ENDPOINT", "http://localhost:3001".to_owned()),
+            ("LOGTO_APP_ID", "app".to_owned()),
+            ("LOGTO_APP_SECRET", "secret".to_owned()),
+            (
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1/app".to_owned(),
+            ),
+            ("SESSION_SECRET", "x".repeat(64)),
+        ])
+    }
+
+    fn load(env: &HashMap<&'static str, String>) -> Result<Settings, ConfigError> {
+        Settings::from_lookup(|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let s = load(&base()).expect("valid");
+        assert_eq!(s.issuer(), "http://localhost:3001/oidc");
+        assert_eq!(s.redirect_uri(), "http://localhost:3000/callback");
+        assert_eq!(s.post_logout_redirect_uri(), "http://localhost:3000/");
+        assert_eq!(s.port, 3000);
+        assert_eq!(s.host, "127.0.0.1");
+        assert_eq!(s.logto_scopes.join(" "), DEFAULT_SCOPES);
+        assert_eq!(s.session_idle_timeout, Duration::from_secs(7 * 86_400));
+        assert_eq!(s.session_max_lifetime, Duration::from_secs(30 * 86_400));
+        assert!(!s.uses_https());
+    }
+
+    #[test]
+    fn trailing_slash_on_endpoint_does_not_change_issuer() {
+        let mut env = base();
+        env.insert("LOGTO_ENDPOINT", "https://auth.example.com/".into());
+        env.insert("LOGTO_INTERNAL_ENDPOINT", "http://logto:3001".into());
+        let s = load(&env).expect("valid");
+        assert_eq!(s.issuer(), "https://auth.example.com/oidc");
+        assert_eq!(
+            s.discovery_url(),
+            "http://logto:3001/oidc/.well-known/openid-configuration"
+        );
+    }
+
+    #[test]
+    fn short_or_missing_session_secret_stops_start_up() {
+        let mut env = base();
+        env.insert("SESSION_SECRET", "short".into());
+        assert_eq!(load(&env).unwrap_err().var, "SESSION_SECRET");
+        env.remove("SESSION_SECRET");
+        assert_eq!(load(&env).unwrap_err().var, "SESSION_SECRET");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("PORT", "eighty"),
+            ("PORT", "70000"),
+            ("LOGTO_ENDPOINT", "not a url"),
+            ("LOGTO_ENDPOINT", "ftp://x"),
+            ("APP_BASE_URL", "http://x/?a=b"),
+            ("LOGTO_SCOPES", "profile email"),
+            ("SESSION_IDLE_TIMEOUT", "7 days"),
+            ("SESSION_MAX_LIFETIME", "0"),
+            ("DATABASE_URL", "mysql://x"),
+        ] {
+            let mut env = base();
+            env.insert(var, value.into());
+            let err = load(&env).expect_err(value);
+            assert_eq!(err.var, var, "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn missing_required_variables_are_named() {
+        for var in [
+            "LOGTO_ENDPOINT",
+            "LOGTO_APP_ID",
+            "LOGTO_APP_SECRET",
+            "DATABASE_URL",
+        ] {
+            let mut env = base();
+            env.remove(var);
+            assert_eq!(load(&env).unwrap_err().var, var);
+        }
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("X", "90").unwrap(), Duration::from_secs(90));
+        assert_eq!(
+            parse_duration("X", "15m").unwrap(),
+            Duration::from_secs(900)
+        );
+        assert_eq!(
+            parse_duration("X", "2h").unwrap(),
+            Duration::from_secs(7200)
+        );
+        assert_eq!(
+            parse_duration("X", "7d").unwrap(),
+            Duration::from_secs(604_800)
+        );
+        assert!(parse_duration("X", "-1").is_err());
+        assert!(parse_duration("X", "1w").is_err());
+        assert!(parse_duration("X", "99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn idle_longer_than_lifetime_is_refused() {
+        let mut env = base();
+        env.insert("SESSION_IDLE_TIMEOUT", "31d".into());
+        assert_eq!(load(&env).unwrap_err().var, "SESSION_IDLE_TIMEOUT");
+    }
+}

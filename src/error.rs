@@ -1,0 +1,158 @@
+//! The one error type of the app and its mapping to HTTP statuses.
+//!
+//! A handler returns `Result<T, AppError>`; `error_response` picks the status and attaches a
+//! [`PublicError`] (a stable code and a message safe to show). The `render_error` handler in
+//! `routes::errors` turns that into an HTML page or, under `/api/`, JSON — in one place.
+
+use std::fmt;
+
+use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+#[derive(thiserror::Error)]
+pub enum AppError {
+    /// No signed-in user: pages redirect to sign-in, `/api/` answers 401.
+    #[error("not signed in")]
+    NotAuthenticated,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    /// The client sent something invalid; the message is shown to it.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Sign-in could not be completed; the message is shown (it never holds provider text).
+    #[error("sign-in failed: {public}")]
+    SignIn {
+        public: &'static str,
+        #[source]
+        cause: anyhow::Error,
+    },
+    /// Logto could not be reached or answered with a server error.
+    #[error("identity provider unavailable")]
+    ProviderUnavailable(#[source] anyhow::Error),
+    /// Postgres could not be reached.
+    #[error("database unavailable")]
+    DatabaseUnavailable(#[source] anyhow::Error),
+    #[error("unexpected error")]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn sign_in(public: &'static str, cause: impl Into<anyhow::Error>) -> Self {
+        Self::SignIn {
+            public,
+            cause: cause.into(),
+        }
+    }
+
+    /// Classifies a database error: connectivity problems are an outage (503), the rest a bug.
+    pub fn database(err: sqlx::Error) -> Self {
+        if is_database_outage(&err) {
+            Self::DatabaseUnavailable(err.into())
+        } else {
+            Self::Unexpected(err.into())
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::database(err)
+    }
+}
+
+/// True when `err` means "Postgres is not there right now" rather than a bad query.
+pub fn is_database_outage(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            // Class 08 (connection exception), 57P01-57P03 (admin shutdown, crash shutdown,
+            // cannot connect now), 53300 (too many connections).
+            db.code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300")
+        }
+        _ => false,
+    }
+}
+
+/// What the client is told about an error: a stable code and a human message.
+#[derive(Debug, Clone)]
+pub struct PublicError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl AppError {
+    fn public(&self) -> PublicError {
+        let (code, message): (&'static str, String) = match self {
+            Self::NotAuthenticated => (
+                "not_authenticated",
+                "You need to sign in to see this page.".into(),
+            ),
+            Self::Forbidden => ("forbidden", "You do not have access to this page.".into()),
+            Self::NotFound => ("not_found", "There is nothing here.".into()),
+            Self::BadRequest(msg) => ("bad_request", msg.clone()),
+            Self::SignIn { public, .. } => ("sign_in_failed", (*public).to_owned()),
+            Self::ProviderUnavailable(_) => (
+                "provider_unavailable",
+                "The sign-in service is not reachable right now. Please try again in a moment."
+                    .into(),
+            ),
+            Self::DatabaseUnavailable(_) => (
+                "service_unavailable",
+                "The service is temporarily unavailable. Please try again in a moment.".into(),
+            ),
+            Self::Unexpected(_) => ("internal_error", "Something went wrong on our side.".into()),
+        };
+        PublicError { code, message }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::NotAuthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) | Self::SignIn { .. } => StatusCode::BAD_REQUEST,
+            Self::ProviderUnavailable(_) | Self::DatabaseUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        } else if matches!(self, Self::SignIn { .. }) {
+            tracing::warn!(error = ?self, "sign-in rejected");
+        }
+        let mut res = HttpResponse::new(status);
+        res.extensions_mut().insert(self.public());
+        res
+    }
+}
+
+impl fmt::Debug for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        error_chain_fmt(self, f)
+    }
+}
+
+/// Writes an error and its chain of causes, one per line (for logs).
+pub fn error_chain_fmt(e: &impl std::error::Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(f, "{e}")?;
+    let mut current = e.source();
+    while let Some(cause) = current {
+        write!(f, "\n  caused by: {cause}")?;
+        current = cause.source();
+    }
+    Ok(())
+}

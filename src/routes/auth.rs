@@ -1,0 +1,277 @@
+//! Sign-in, the callback, and sign-out.
+
+use actix_identity::Identity;
+use actix_web::http::header;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use anyhow::anyhow;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::discovery::ProviderMetadata;
+use crate::auth::{callback, flow, id_token::constant_time_eq, pending, return_to};
+use crate::error::{AppError, Result};
+use crate::session::TypedSession;
+use crate::startup::AppState;
+use crate::users::{Profile, repo};
+
+/// Logto's `direct_sign_in` target for the Hugging Face connector.
+const HUGGING_FACE: &str = "social:huggingface";
+
+#[derive(Deserialize)]
+pub struct SignInQuery {
+    return_to: Option<String>,
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+fn metadata(state: &AppState) -> Result<std::sync::Arc<ProviderMetadata>> {
+    state.provider.metadata().ok_or_else(|| {
+        state.provider.request_discovery();
+        AppError::ProviderUnavailable(anyhow!("provider metadata not loaded yet"))
+    })
+}
+
+pub async fn sign_in(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    query: web::Query<SignInQuery>,
+) -> Result<HttpResponse> {
+    start_sign_in(&state, &session, query.return_to.as_deref(), None).await
+}
+
+pub async fn sign_in_huggingface(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    query: web::Query<SignInQuery>,
+) -> Result<HttpResponse> {
+    start_sign_in(
+        &state,
+        &session,
+        query.return_to.as_deref(),
+        Some(HUGGING_FACE),
+    )
+    .await
+}
+
+/// Records a pending sign-in bound to this browser and redirects to Logto.
+async fn start_sign_in(
+    state: &AppState,
+    session: &TypedSession,
+    return_to: Option<&str>,
+    direct_sign_in: Option<&str>,
+) -> Result<HttpResponse> {
+    let metadata = metadata(state)?;
+    let return_to = return_to::sanitize(return_to);
+    let binding = session.login_binding()?;
+    let request = flow::authorization_url(&state.settings, &metadata, direct_sign_in)?;
+    pending::create(
+        &state.pool,
+        &request.state,
+        &binding,
+        &request.nonce,
+        &request.pkce_verifier,
+        &return_to,
+    )
+    .await?;
+    Ok(see_other(request.url.as_str()))
+}
+
+/// The authorization response. Order matters: the pending sign-in is consumed first (one use),
+/// `iss` is checked before the code is exchanged, and nothing from the provider is used until the
+/// ID token has been validated.
+pub async fn callback(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+) -> Result<HttpResponse> {
+    let params = callback::parse(req.query_string())
+        .map_err(|e| AppError::sign_in("The sign-in response was malformed.", e))?;
+    let Some(state_param) = params.state.as_deref() else {
+        return Err(AppError::sign_in(
+            "The sign-in response was incomplete.",
+            anyhow!("no state"),
+        ));
+    };
+    let Some(binding) = session.existing_login_binding() else {
+        return Err(AppError::sign_in(
+            "No sign-in was started in this browser, or it expired. Please sign in again.",
+            anyhow!("callback without a login binding"),
+        ));
+    };
+    let pending = pending::take(&state.pool, state_param, &binding).await?.ok_or_else(|| {
+        AppError::sign_in(
+            "This sign-in is not valid any more (it was used, expired, or started elsewhere). Please sign in again.",
+            anyhow!("no pending sign-in for this state and browser"),
+        )
+    })?;
+    let metadata = metadata(&state)?;
+    check_issuer(&metadata, params.iss.as_deref())?;
+    if let Some(error) = params.error.as_deref() {
+        return Err(provider_error(error));
+    }
+    let Some(code) = params.code.as_deref() else {
+        return Err(AppError::sign_in(
+            "The sign-in response was incomplete.",
+            anyhow!("no code"),
+        ));
+    };
+
+    let verified = tokio::time::timeout(
+        flow::CALLBACK_PROVIDER_BUDGET,
+        flow::finish_sign_in(
+            &state.settings,
+            &metadata,
+            state.provider.http(),
+            &state.jwks,
+            code,
+            &pending,
+        ),
+    )
+    .await
+    .map_err(|_| AppError::ProviderUnavailable(anyhow!("the provider did not answer in time")))??;
+
+    let profile = Profile::from_claims(&verified.claims.all, verified.userinfo.as_ref());
+    let user_id = repo::upsert_on_sign_in(
+        &state.pool,
+        &verified.claims.iss,
+        &verified.claims.sub,
+        &profile,
+    )
+    .await?;
+
+    // Identity::login renews the session key: the pre-login cookie stops working (fixation).
+    Identity::login(&req.extensions(), user_id.to_string())
+        .map_err(|e| AppError::Unexpected(anyhow!("{e}")))?;
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let client_ip = req.peer_addr().map(|a| a.ip().to_string());
+    session.start(
+        &verified.tokens,
+        verified.claims.sid.as_deref(),
+        user_agent,
+        client_ip.as_deref(),
+    )?;
+    tracing::info!(%user_id, has_sid = verified.claims.sid.is_some(), "signed in");
+    Ok(see_other(&pending.return_to))
+}
+
+/// RFC 9207: a provider that advertises `iss` in authorization responses must send ours.
+fn check_issuer(metadata: &ProviderMetadata, iss: Option<&str>) -> Result<()> {
+    let ok = match iss {
+        Some(iss) => iss == metadata.issuer,
+        None => !metadata.iss_parameter_supported,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::sign_in(
+            "The sign-in response did not come from the expected identity provider.",
+            anyhow!(
+                "authorization response iss {iss:?} is not {}",
+                metadata.issuer
+            ),
+        ))
+    }
+}
+
+/// Maps an authorization error code to a fixed message; provider text is never shown.
+fn provider_error(code: &str) -> AppError {
+    let public = match code {
+        "access_denied" => "Sign-in was cancelled or access was denied.",
+        "login_required"
+        | "interaction_required"
+        | "consent_required"
+        | "account_selection_required" => "The identity provider needs you to sign in again.",
+        "temporarily_unavailable" | "server_error" => {
+            "The identity provider could not complete the sign-in. Please try again."
+        }
+        _ => "The identity provider reported an error.",
+    };
+    let code: String = code
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(64)
+        .collect();
+    AppError::sign_in(public, anyhow!("authorization error `{code}`"))
+}
+
+#[derive(Serialize)]
+struct SignOutPage {
+    csrf_token: String,
+}
+
+/// A confirmation page; signing out itself is a POST with a CSRF token.
+pub async fn sign_out_page(
+    state: web::Data<AppState>,
+    session: TypedSession,
+) -> Result<HttpResponse> {
+    let Some(csrf_token) = session.csrf_token() else {
+        return Ok(see_other("/"));
+    };
+    let html = crate::templates::render(&state.tera, "sign_out.html", &SignOutPage { csrf_token })?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(html))
+}
+
+#[derive(Deserialize)]
+pub struct SignOutForm {
+    csrf_token: String,
+}
+
+/// Ends the app session first, revokes the refresh token (best effort, bounded), then sends
+/// the browser to Logto's end-session endpoint.
+pub async fn sign_out(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    identity: Option<Identity>,
+    form: web::Form<SignOutForm>,
+) -> Result<HttpResponse> {
+    let Some(expected) = session.csrf_token() else {
+        // Not signed in: nothing to end.
+        return Ok(see_other("/"));
+    };
+    if !constant_time_eq(form.csrf_token.as_bytes(), expected.as_bytes())
+        || !same_origin(&req, &state)
+    {
+        tracing::warn!("sign-out refused: CSRF check failed");
+        return Err(AppError::Forbidden);
+    }
+    let tokens = session.tokens();
+    match identity {
+        Some(identity) => identity.logout(),
+        None => session.purge(),
+    }
+    tracing::info!("signed out");
+    let Some(metadata) = state.provider.metadata() else {
+        return Ok(see_other("/"));
+    };
+    if let Some(refresh) = tokens.as_ref().and_then(|t| t.refresh_token.as_deref()) {
+        flow::revoke_refresh_token(&state.settings, &metadata, state.provider.http(), refresh)
+            .await;
+    }
+    let target = flow::end_session_url(
+        &state.settings,
+        &metadata,
+        tokens.as_ref().map(|t| t.id_token.as_str()),
+    );
+    Ok(see_other(target.as_ref().map_or("/", url::Url::as_str)))
+}
+
+/// When the browser sends `Origin`, it must be ours (defence in depth next to the token).
+fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
+    match req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => true,
+        Some(origin) => origin == state.settings.app_base_url.origin().ascii_serialization(),
+    }
+}

@@ -1,0 +1,192 @@
+//! Error pages: every 4xx/5xx response becomes an HTML page (JSON under `/api/`) here, with
+//! the request id shown so a user can quote it.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{StatusCode, header};
+use actix_web::middleware::{ErrorHandlerResponse, Next};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use serde::Serialize;
+use tracing_actix_web::RequestId;
+
+use crate::auth::return_to;
+use crate::error::{AppError, PublicError};
+use crate::startup::AppState;
+
+/// Marks an error response a handler rendered itself (left alone by the error handler).
+#[derive(Clone, Copy)]
+pub struct Rendered;
+
+#[derive(Serialize)]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+    request_id: Option<String>,
+    show_sign_in: bool,
+}
+
+#[derive(Serialize)]
+struct ErrorJson<'a> {
+    error: &'a str,
+    message: &'a str,
+    request_id: Option<String>,
+}
+
+fn default_public(status: StatusCode) -> PublicError {
+    let (code, message) = match status.as_u16() {
+        400 => ("bad_request", "The request was not valid."),
+        401 => ("not_authenticated", "You need to sign in."),
+        403 => ("forbidden", "You do not have access to this page."),
+        404 => ("not_found", "There is nothing here."),
+        405 => (
+            "method_not_allowed",
+            "This address does not accept that method.",
+        ),
+        413 => ("payload_too_large", "The request was too large."),
+        415 => (
+            "unsupported_media_type",
+            "The request's content type is not accepted here.",
+        ),
+        503 => (
+            "service_unavailable",
+            "The service is temporarily unavailable. Please try again in a moment.",
+        ),
+        s if s >= 500 => ("internal_error", "Something went wrong on our side."),
+        _ => ("error", "The request could not be completed."),
+    };
+    PublicError {
+        code,
+        message: message.to_owned(),
+    }
+}
+
+fn title(status: StatusCode, public: &PublicError) -> &'static str {
+    match (status.as_u16(), public.code) {
+        (_, "sign_in_failed") => "Sign-in failed",
+        (_, "provider_unavailable") => "Sign-in is unavailable",
+        (400, _) => "Bad request",
+        (403, _) => "Access denied",
+        (404, _) => "Page not found",
+        (503, _) => "Temporarily unavailable",
+        (s, _) if s >= 500 => "Something went wrong",
+        _ => "Request failed",
+    }
+}
+
+/// The response for an error status on `req`.
+pub fn error_response(
+    req: &HttpRequest,
+    status: StatusCode,
+    public: Option<PublicError>,
+) -> HttpResponse {
+    let public = public.unwrap_or_else(|| default_public(status));
+    let request_id = req.extensions().get::<RequestId>().map(ToString::to_string);
+    if req.path().starts_with("/api/") {
+        return HttpResponse::build(status).json(ErrorJson {
+            error: public.code,
+            message: &public.message,
+            request_id,
+        });
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        // Pages send anonymous users to sign in, then back here (GET pages only).
+        let here = match req.query_string() {
+            "" => req.path().to_owned(),
+            q => format!("{}?{q}", req.path()),
+        };
+        let back = if req.method() == actix_web::http::Method::GET {
+            return_to::sanitize(Some(&here))
+        } else {
+            "/".into()
+        };
+        let location = format!(
+            "/sign-in?return_to={}",
+            url::form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()
+        );
+        return HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, location))
+            .finish();
+    }
+    let page = ErrorPage {
+        title: title(status, &public),
+        message: &public.message,
+        request_id,
+        show_sign_in: public.code == "sign_in_failed",
+    };
+    let html = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| crate::templates::render(&state.tera, "error.html", &page).ok());
+    match html {
+        Some(html) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(html),
+        None => HttpResponse::build(status)
+            .content_type("text/plain; charset=utf-8")
+            .body(public.message),
+    }
+}
+
+/// `ErrorHandlers` default handler: renders every error response that is not already rendered.
+pub fn render_error_handler<B: MessageBody>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    if res.response().extensions().get::<Rendered>().is_some() {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let public = res.response().extensions().get::<PublicError>().cloned();
+    let (req, _) = res.into_parts();
+    let response = error_response(&req, status, public);
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, response).map_into_right_body(),
+    ))
+}
+
+/// actix-session turns a store failure (Postgres down) into a bare 500; make it a 503 page.
+pub async fn session_store_failure(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let http_req = req.request().clone();
+    match next.call(req).await {
+        Ok(res) => Ok(res.map_into_boxed_body()),
+        Err(err) if is_session_store_error(&err) => {
+            tracing::error!(error = %err, "session store unavailable");
+            let public = PublicError {
+                code: "service_unavailable",
+                message: "The service is temporarily unavailable. Please try again in a moment."
+                    .into(),
+            };
+            let response = error_response(&http_req, StatusCode::SERVICE_UNAVAILABLE, Some(public));
+            Ok(ServiceResponse::new(http_req, response))
+        }
+        Err(err) => Err(err),
+    }
+}
+
+fn is_session_store_error(err: &actix_web::Error) -> bool {
+    use actix_session::storage::{SaveError, UpdateError};
+    use actix_web::error::InternalError;
+    err.as_error::<InternalError<anyhow::Error>>().is_some()
+        || err.as_error::<InternalError<SaveError>>().is_some()
+        || err.as_error::<InternalError<UpdateError>>().is_some()
+}
+
+/// Malformed forms are a 400 with a plain message, not actix's default text.
+pub fn form_config() -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(16 * 1024)
+        .error_handler(|err, _| {
+            AppError::BadRequest(format!("The form could not be read: {}", short(&err))).into()
+        })
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _| {
+        AppError::BadRequest(format!("The address is not valid: {}", short(&err))).into()
+    })
+}
+
+fn short(err: &impl std::fmt::Display) -> String {
+    err.to_string().chars().take(120).collect()
+}

@@ -1,0 +1,65 @@
+//! The home page: who you are, or the sign-in buttons.
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use crate::auth::CurrentUser;
+use crate::error::Result;
+use crate::session::TypedSession;
+use crate::startup::AppState;
+use crate::users::{User, safe_image_url};
+
+/// What the page shows of a user; image URLs are `https:` only.
+#[derive(Serialize)]
+pub struct UserView {
+    display_name: String,
+    username: Option<String>,
+    email: Option<String>,
+    email_verified: bool,
+    avatar_url: Option<String>,
+    hf_user_id: Option<String>,
+    hf_username: Option<String>,
+    hf_avatar_url: Option<String>,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        let display_name = u
+            .name
+            .clone()
+            .or_else(|| u.username.clone())
+            .or_else(|| u.email.clone())
+            .unwrap_or_else(|| "Signed-in user".to_owned());
+        Self {
+            display_name,
+            username: u.username.clone(),
+            email: u.email.clone(),
+            email_verified: u.email_verified,
+            avatar_url: safe_image_url(u.picture.as_deref()),
+            hf_user_id: u.hf_user_id.clone(),
+            hf_username: u.hf_username.clone(),
+            hf_avatar_url: safe_image_url(u.hf_avatar.as_deref()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct HomePage {
+    user: Option<UserView>,
+    csrf_token: Option<String>,
+}
+
+pub async fn home(
+    state: web::Data<AppState>,
+    user: Option<CurrentUser>,
+    session: TypedSession,
+) -> Result<HttpResponse> {
+    let page = HomePage {
+        user: user.as_ref().map(|u| UserView::from(&u.0)),
+        csrf_token: session.csrf_token(),
+    };
+    let html = crate::templates::render(&state.tera, "home.html", &page)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(html))
+}

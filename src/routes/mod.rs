@@ -1,0 +1,31 @@
+//! The route table.
+
+pub mod api;
+pub mod auth;
+pub mod errors;
+pub mod headers;
+pub mod health;
+pub mod home;
+
+use actix_web::web;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home::home))
+        .route("/sign-in", web::get().to(auth::sign_in))
+        .route(
+            "/sign-in/huggingface",
+            web::get().to(auth::sign_in_huggingface),
+        )
+        .route("/callback", web::get().to(auth::callback))
+        .route("/sign-out", web::get().to(auth::sign_out_page))
+        .route("/sign-out", web::post().to(auth::sign_out))
+        .route("/api/me", web::get().to(api::me))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .service(actix_files::Files::new("/static", "static").prefer_utf8(true))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> crate::error::Result<actix_web::HttpResponse> {
+    Err(crate::error::AppError::NotFound)
+}

@@ -1,0 +1,14 @@
+//! The names of the values kept in a session's state. Only `session` code uses them.
+
+/// actix-identity's default key for the signed-in user's id (a `users.user_id`).
+pub const IDENTITY: &str = "actix_identity.user_id";
+/// A random value that ties pending sign-ins (`pending_logins`) to this browser.
+pub const LOGIN_BINDING: &str = "login_binding";
+/// The synchronizer CSRF token of a signed-in session.
+pub const CSRF_TOKEN: &str = "csrf_token";
+/// The session's tokens (`auth::flow::TokenSet`).
+pub const TOKENS: &str = "tokens";
+/// Logto's session id (`sid` claim), for back-channel logout.
+pub const LOGTO_SID: &str = "logto_sid";
+pub const USER_AGENT: &str = "user_agent";
+pub const CLIENT_IP: &str = "client_ip";

@@ -1,0 +1,104 @@
+//! Server-side sessions: the Postgres store and a typed view over a request's session.
+
+pub mod keys;
+pub mod store;
+
+use actix_session::{Session, SessionExt};
+use actix_web::{FromRequest, HttpRequest, dev::Payload};
+use anyhow::anyhow;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::future::{Ready, ready};
+
+use crate::auth::flow::TokenSet;
+use crate::error::AppError;
+
+/// 256 random bits, base64url: login bindings and CSRF tokens.
+pub fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The only code that knows session key names.
+pub struct TypedSession(Session);
+
+impl FromRequest for TypedSession {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Self(req.get_session())))
+    }
+}
+
+fn session_error(e: impl std::fmt::Display) -> AppError {
+    AppError::Unexpected(anyhow!("session state: {e}"))
+}
+
+impl TypedSession {
+    fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        // A value that does not deserialize is treated as absent (never trusted, never fatal).
+        self.0.get(key).ok().flatten()
+    }
+
+    fn set<T: serde::Serialize>(&self, key: &str, value: T) -> Result<(), AppError> {
+        self.0.insert(key, value).map_err(session_error)
+    }
+
+    /// The browser's login binding, created on first use.
+    pub fn login_binding(&self) -> Result<String, AppError> {
+        if let Some(binding) = self.get::<String>(keys::LOGIN_BINDING) {
+            return Ok(binding);
+        }
+        let binding = random_token();
+        self.set(keys::LOGIN_BINDING, &binding)?;
+        Ok(binding)
+    }
+
+    /// The binding if this browser has one (no new one is made).
+    pub fn existing_login_binding(&self) -> Option<String> {
+        self.get(keys::LOGIN_BINDING)
+    }
+
+    /// Fills a freshly signed-in session (after `Identity::login` renewed its key).
+    pub fn start(
+        &self,
+        tokens: &TokenSet,
+        logto_sid: Option<&str>,
+        user_agent: Option<&str>,
+        client_ip: Option<&str>,
+    ) -> Result<(), AppError> {
+        self.0.remove(keys::LOGIN_BINDING);
+        self.set(keys::TOKENS, tokens)?;
+        self.set(keys::CSRF_TOKEN, random_token())?;
+        if let Some(sid) = logto_sid {
+            self.set(keys::LOGTO_SID, sid)?;
+        }
+        if let Some(ua) = user_agent {
+            self.set(keys::USER_AGENT, ua.chars().take(512).collect::<String>())?;
+        }
+        if let Some(ip) = client_ip {
+            self.set(keys::CLIENT_IP, ip)?;
+        }
+        Ok(())
+    }
+
+    pub fn tokens(&self) -> Option<TokenSet> {
+        self.get(keys::TOKENS)
+    }
+
+    pub fn csrf_token(&self) -> Option<String> {
+        self.get(keys::CSRF_TOKEN)
+    }
+
+    /// Ends the session: the row is deleted and the cookie cleared.
+    pub fn purge(&self) {
+        self.0.purge();
+    }
+}
+
+/// A fresh `SESSION_SECRET`: 64 random bytes, base64 (88 characters).
+pub fn random_secret() -> String {
+    let bytes: [u8; 64] = std::array::from_fn(|_| rand::random());
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

@@ -1,0 +1,240 @@
+//! `actix_session::storage::SessionStore` over Postgres.
+//!
+//! Rows are keyed by the SHA-256 of the session key, so the table holds no usable cookie.
+//! Expiry is enforced here, server-side: an idle timeout, extended at most once a minute per
+//! session (a read-only request costs one `SELECT`, not a write), and an absolute lifetime
+//! counted from creation. Sessions that hold no signed-in user (a sign-in in progress) live
+//! only [`PRE_AUTH_TTL`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix_session::storage::{
+    LoadError, SaveError, SessionKey, SessionStore, UpdateError, generate_session_key,
+};
+use actix_web::cookie::time::Duration as CookieDuration;
+use anyhow::Context;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::keys;
+
+/// How long a session without a signed-in user (a pending sign-in) lives.
+pub const PRE_AUTH_TTL: Duration = Duration::from_secs(600);
+/// Expiry is pushed forward at most this often per session.
+pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+pub struct PgSessionStore {
+    pool: PgPool,
+    idle_timeout: Duration,
+    max_lifetime: Duration,
+}
+
+/// The columns projected out of a session's state.
+struct Projection {
+    user_id: Option<Uuid>,
+    logto_sid: Option<String>,
+    user_agent: Option<String>,
+    client_ip: Option<String>,
+}
+
+impl PgSessionStore {
+    pub fn new(pool: PgPool, idle_timeout: Duration, max_lifetime: Duration) -> Self {
+        Self {
+            pool,
+            idle_timeout,
+            max_lifetime,
+        }
+    }
+
+    fn secs(d: Duration) -> i64 {
+        i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+    }
+
+    async fn insert(&self, state: &HashMap<String, String>) -> anyhow::Result<SessionKey> {
+        let key = generate_session_key();
+        let p = project(state);
+        sqlx::query(
+            "insert into sessions (key_hash, state, user_id, logto_sid, user_agent, client_ip, expires_at)
+             values ($1, $2, $3, $4, $5, $6::inet,
+                     now() + (case when $3::uuid is null then $7 else $8 end) * interval '1 second')",
+        )
+        .bind(key_hash(&key))
+        .bind(state_to_json(state))
+        .bind(p.user_id)
+        .bind(p.logto_sid)
+        .bind(p.user_agent)
+        .bind(p.client_ip)
+        .bind(Self::secs(PRE_AUTH_TTL))
+        .bind(Self::secs(self.idle_timeout))
+        .execute(&self.pool)
+        .await
+        .context("inserting a session")?;
+        Ok(key)
+    }
+}
+
+pub fn key_hash(key: &SessionKey) -> Vec<u8> {
+    Sha256::digest(key.as_ref().as_bytes()).to_vec()
+}
+
+fn project(state: &HashMap<String, String>) -> Projection {
+    let string = |k: &str| {
+        state
+            .get(k)
+            .and_then(|v| serde_json::from_str::<String>(v).ok())
+    };
+    Projection {
+        user_id: string(keys::IDENTITY).and_then(|v| Uuid::parse_str(&v).ok()),
+        logto_sid: string(keys::LOGTO_SID),
+        user_agent: string(keys::USER_AGENT),
+        client_ip: string(keys::CLIENT_IP).filter(|ip| ip.parse::<std::net::IpAddr>().is_ok()),
+    }
+}
+
+/// Session values are JSON texts; store them as a JSON object of values.
+fn state_to_json(state: &HashMap<String, String>) -> Value {
+    Value::Object(
+        state
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.clone())),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn json_to_state(value: Value) -> Result<HashMap<String, String>, anyhow::Error> {
+    match value {
+        Value::Object(map) => Ok(map.into_iter().map(|(k, v)| (k, v.to_string())).collect()),
+        _ => anyhow::bail!("session state is not a JSON object"),
+    }
+}
+
+impl SessionStore for PgSessionStore {
+    async fn load(
+        &self,
+        session_key: &SessionKey,
+    ) -> Result<Option<HashMap<String, String>>, LoadError> {
+        let hash = key_hash(session_key);
+        let row: Option<(Value, bool)> = sqlx::query_as(
+            "select state, last_seen_at < now() - $3 * interval '1 second'
+               from sessions
+              where key_hash = $1 and expires_at > now() and created_at > now() - $2 * interval '1 second'",
+        )
+        .bind(&hash)
+        .bind(Self::secs(self.max_lifetime))
+        .bind(Self::secs(TOUCH_INTERVAL))
+        .fetch_optional(&self.pool)
+        .await
+        .context("loading a session")
+        .map_err(LoadError::Other)?;
+        let Some((state, stale)) = row else {
+            return Ok(None);
+        };
+        if stale {
+            sqlx::query(
+                "update sessions
+                    set last_seen_at = now(),
+                        expires_at = least(
+                            now() + (case when user_id is null then $2 else $3 end) * interval '1 second',
+                            created_at + $4 * interval '1 second')
+                  where key_hash = $1",
+            )
+            .bind(&hash)
+            .bind(Self::secs(PRE_AUTH_TTL))
+            .bind(Self::secs(self.idle_timeout))
+            .bind(Self::secs(self.max_lifetime))
+            .execute(&self.pool)
+            .await
+            .context("extending a session")
+            .map_err(LoadError::Other)?;
+        }
+        json_to_state(state)
+            .map(Some)
+            .map_err(LoadError::Deserialization)
+    }
+
+    async fn save(
+        &self,
+        state: HashMap<String, String>,
+        _ttl: &CookieDuration,
+    ) -> Result<SessionKey, SaveError> {
+        self.insert(&state).await.map_err(SaveError::Other)
+    }
+
+    async fn update(
+        &self,
+        session_key: SessionKey,
+        state: HashMap<String, String>,
+        _ttl: &CookieDuration,
+    ) -> Result<SessionKey, UpdateError> {
+        let p = project(&state);
+        let updated = sqlx::query(
+            "update sessions
+                set state = $2, user_id = $3, logto_sid = $4, user_agent = $5, client_ip = $6::inet,
+                    last_seen_at = now(),
+                    expires_at = least(
+                        now() + (case when $3::uuid is null then $7 else $8 end) * interval '1 second',
+                        created_at + $9 * interval '1 second')
+              where key_hash = $1 and expires_at > now()",
+        )
+        .bind(key_hash(&session_key))
+        .bind(state_to_json(&state))
+        .bind(p.user_id)
+        .bind(p.logto_sid)
+        .bind(p.user_agent)
+        .bind(p.client_ip)
+        .bind(Self::secs(PRE_AUTH_TTL))
+        .bind(Self::secs(self.idle_timeout))
+        .bind(Self::secs(self.max_lifetime))
+        .execute(&self.pool)
+        .await
+        .context("updating a session")
+        .map_err(UpdateError::Other)?;
+        if updated.rows_affected() == 0 {
+            // The row expired or was revoked meanwhile: start a new session rather than
+            // resurrect the old key.
+            return self.insert(&state).await.map_err(UpdateError::Other);
+        }
+        Ok(session_key)
+    }
+
+    async fn update_ttl(
+        &self,
+        session_key: &SessionKey,
+        _ttl: &CookieDuration,
+    ) -> Result<(), anyhow::Error> {
+        sqlx::query(
+            "update sessions
+                set last_seen_at = now(),
+                    expires_at = least(
+                        now() + (case when user_id is null then $2 else $3 end) * interval '1 second',
+                        created_at + $4 * interval '1 second')
+              where key_hash = $1 and expires_at > now()",
+        )
+        .bind(key_hash(session_key))
+        .bind(Self::secs(PRE_AUTH_TTL))
+        .bind(Self::secs(self.idle_timeout))
+        .bind(Self::secs(self.max_lifetime))
+        .execute(&self.pool)
+        .await
+        .context("extending a session")?;
+        Ok(())
+    }
+
+    async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
+        sqlx::query("delete from sessions where key_hash = $1")
+            .bind(key_hash(session_key))
+            .execute(&self.pool)
+            .await
+            .context("deleting a session")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,143 @@
+//! Building and running the HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_identity::IdentityMiddleware;
+use actix_session::SessionMiddleware;
+use actix_session::config::{CookieContentSecurity, PersistentSession, TtlExtensionPolicy};
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::Server;
+use actix_web::middleware::{ErrorHandlers, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tera::Tera;
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::discovery::Provider;
+use crate::auth::http::ProviderHttp;
+use crate::auth::jwks::JwksCache;
+use crate::config::Settings;
+use crate::routes;
+use crate::session::store::PgSessionStore;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+pub const SESSION_COOKIE: &str = "logto_signin_session";
+
+/// Shared by every handler through `web::Data`.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub pool: PgPool,
+    pub tera: Tera,
+    pub provider: Arc<Provider>,
+    pub jwks: JwksCache,
+    pub headers: routes::headers::SecurityHeaders,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+/// A pool that gives up quickly when Postgres is down (requests get a 503, not a hang).
+pub fn connect_pool(settings: &Settings) -> anyhow::Result<PgPool> {
+    use secrecy::ExposeSecret;
+    let options = settings
+        .database_url
+        .expose_secret()
+        .parse::<sqlx::postgres::PgConnectOptions>()
+        .context("DATABASE_URL: not a valid Postgres URL")?;
+    Ok(PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy_with(options))
+}
+
+impl Application {
+    /// Binds the listener, starts provider discovery in the background and builds the server.
+    /// Migrations are the caller's job (`main` runs them; tests get a migrated database).
+    pub async fn build(
+        settings: Settings,
+        pool: PgPool,
+        templates_dir: &str,
+    ) -> anyhow::Result<Self> {
+        crate::install_crypto_provider();
+        let listener =
+            TcpListener::bind((settings.host.as_str(), settings.port)).with_context(|| {
+                format!(
+                    "HOST/PORT: cannot listen on {}:{}",
+                    settings.host, settings.port
+                )
+            })?;
+        let port = listener.local_addr()?.port();
+        let settings = Arc::new(settings);
+
+        let http = ProviderHttp::new(Duration::from_secs(2), Duration::from_secs(4))?;
+        let provider = Provider::new(settings.clone(), http);
+        tokio::spawn(provider.clone().keep_fresh());
+
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            pool: pool.clone(),
+            tera: crate::templates::load(templates_dir)?,
+            provider,
+            jwks: JwksCache::default(),
+            headers: routes::headers::SecurityHeaders::new(&settings),
+        });
+        let key = Key::derive_from(settings.session_secret_bytes());
+        let store = PgSessionStore::new(
+            pool,
+            settings.session_idle_timeout,
+            settings.session_max_lifetime,
+        );
+        let max_lifetime = actix_web::cookie::time::Duration::seconds(
+            i64::try_from(settings.session_max_lifetime.as_secs()).unwrap_or(i64::MAX),
+        );
+        let secure = settings.uses_https();
+
+        let server = HttpServer::new(move || {
+            let session = SessionMiddleware::builder(store.clone(), key.clone())
+                .cookie_name(SESSION_COOKIE.to_owned())
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Lax)
+                .cookie_path("/".to_owned())
+                .cookie_secure(secure)
+                .cookie_content_security(CookieContentSecurity::Private)
+                // The cookie lives as long as the absolute lifetime; the idle timeout is
+                // enforced by the store, server-side.
+                .session_lifecycle(
+                    PersistentSession::default()
+                        .session_ttl(max_lifetime)
+                        .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
+                )
+                .build();
+            App::new()
+                .app_data(state.clone())
+                .app_data(routes::errors::form_config())
+                .app_data(routes::errors::query_config())
+                .wrap(ErrorHandlers::new().default_handler(routes::errors::render_error_handler))
+                .wrap(IdentityMiddleware::default())
+                .wrap(session)
+                .wrap(from_fn(routes::errors::session_store_failure))
+                .wrap(from_fn(routes::headers::apply))
+                .wrap(TracingLogger::default())
+                .configure(routes::configure)
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
