@@ -28,6 +28,8 @@ pub struct Settings {
     pub session_secret: SecretString,
     pub session_idle_timeout: Duration,
     pub session_max_lifetime: Duration,
+    /// Minimum time between two JWKS fetches triggered by an unknown `kid`.
+    pub jwks_refetch_cooldown: Duration,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -111,6 +113,10 @@ impl Settings {
             None => Duration::from_secs(30 * 86_400),
             Some(v) => parse_duration("SESSION_MAX_LIFETIME", &v)?,
         };
+        let jwks_refetch_cooldown = match get("JWKS_REFETCH_COOLDOWN") {
+            None => Duration::from_secs(30),
+            Some(v) => parse_duration("JWKS_REFETCH_COOLDOWN", &v)?,
+        };
         if session_idle_timeout > session_max_lifetime {
             return Err(ConfigError::new(
                 "SESSION_IDLE_TIMEOUT",
@@ -131,6 +137,7 @@ impl Settings {
             session_secret: SecretString::from(session_secret),
             session_idle_timeout,
             session_max_lifetime,
+            jwks_refetch_cooldown,
         })
     }
 

@@ -85,7 +85,7 @@ impl Application {
             pool: pool.clone(),
             tera: crate::templates::load(templates_dir)?,
             provider,
-            jwks: JwksCache::default(),
+            jwks: JwksCache::new(settings.jwks_refetch_cooldown),
             headers: routes::headers::SecurityHeaders::new(&settings),
         });
         let key = Key::derive_from(settings.session_secret_bytes());
@@ -122,8 +122,8 @@ impl Application {
                 .wrap(ErrorHandlers::new().default_handler(routes::errors::render_error_handler))
                 .wrap(IdentityMiddleware::default())
                 .wrap(session)
-                .wrap(from_fn(routes::errors::session_store_failure))
                 .wrap(from_fn(routes::headers::apply))
+                .wrap(from_fn(routes::errors::session_store_failure))
                 .wrap(TracingLogger::default())
                 .configure(routes::configure)
         })

@@ -297,6 +297,8 @@ pub fn end_session_url(
 }
 
 /// Revokes a refresh token (RFC 7009), best effort and bounded in time; failures are logged.
+/// (Hand-made rather than the oauth2 crate's, which refuses the plain-http revocation endpoint
+/// of a Logto reached over a private Docker network.)
 pub async fn revoke_refresh_token(
     settings: &Settings,
     metadata: &ProviderMetadata,
@@ -306,24 +308,38 @@ pub async fn revoke_refresh_token(
     let Some(endpoint) = &metadata.revocation_endpoint else {
         return;
     };
-    let Ok(client) = oauth_client(settings, metadata) else {
-        return;
-    };
-    let client = client.set_revocation_url(oauth2::RevocationUrl::from_url(endpoint.clone()));
-    let send = |request: oauth2::HttpRequest| http.oauth2_send(request);
-    let revoke = async {
-        client
-            .revoke_token(StandardRevocableToken::RefreshToken(
-                oauth2::RefreshToken::new(token.to_owned()),
-            ))
-            .map_err(|e| anyhow!("{e}"))?
-            .request_async(&send)
-            .await
-            .map_err(|e| anyhow!("{e}"))
-    };
-    match tokio::time::timeout(REVOCATION_BUDGET, revoke).await {
-        Ok(Ok(())) => tracing::info!("refresh token revoked at the provider"),
+    let request = http
+        .client()
+        .post(endpoint.as_str())
+        .header(
+            reqwest::header::AUTHORIZATION,
+            client_secret_basic(settings),
+        )
+        .form(&[("token", token), ("token_type_hint", "refresh_token")]);
+    match tokio::time::timeout(REVOCATION_BUDGET, http.send(request)).await {
+        Ok(Ok(response)) if response.status.is_success() => {
+            tracing::info!("refresh token revoked at the provider")
+        }
+        Ok(Ok(response)) => tracing::warn!(
+            status = response.status.as_u16(),
+            "refresh token revocation refused"
+        ),
         Ok(Err(error)) => tracing::warn!(%error, "refresh token revocation failed"),
         Err(_) => tracing::warn!("refresh token revocation timed out"),
     }
+}
+
+/// `Basic base64(urlencode(client_id) ":" urlencode(secret))`, as RFC 6749 §2.3.1 requires.
+fn client_secret_basic(settings: &Settings) -> String {
+    use base64::Engine;
+    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let credentials = format!(
+        "{}:{}",
+        encode(&settings.logto_app_id),
+        encode(settings.logto_app_secret.expose_secret())
+    );
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
 }

@@ -1,7 +1,7 @@
 //! The provider's signing keys, cached by `kid`.
 //!
 //! Keys come only from the discovered `jwks_uri` (never from token headers). An unknown `kid`
-//! triggers one refetch, at most once per [`REFETCH_COOLDOWN`], so Logto key rotation works
+//! triggers one refetch, at most once per cooldown (30 s by default), so Logto key rotation works
 //! without a restart while a flood of tokens with random `kid`s cannot hammer the provider.
 
 use std::sync::Arc;
@@ -15,8 +15,6 @@ use tokio::sync::Mutex;
 
 use super::http::{CallError, ProviderHttp};
 
-pub const REFETCH_COOLDOWN: Duration = Duration::from_secs(30);
-
 #[derive(Default)]
 struct Cache {
     uri: Option<String>,
@@ -29,9 +27,9 @@ struct RawJwks {
     keys: Vec<serde_json::Value>,
 }
 
-#[derive(Default)]
 pub struct JwksCache {
     cache: Mutex<Cache>,
+    cooldown: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +50,14 @@ pub struct SigningKey {
 }
 
 impl JwksCache {
+    /// `cooldown`: the minimum time between two fetches (30 s in production).
+    pub fn new(cooldown: Duration) -> Self {
+        Self {
+            cache: Mutex::new(Cache::default()),
+            cooldown,
+        }
+    }
+
     /// Finds the key for a token header's `kid`, refetching the set once if it is unknown.
     pub async fn key_for(
         &self,
@@ -73,7 +79,7 @@ impl JwksCache {
         }
         let may_fetch = cache
             .fetched_at
-            .is_none_or(|t| t.elapsed() >= REFETCH_COOLDOWN);
+            .is_none_or(|t| t.elapsed() >= self.cooldown);
         if may_fetch {
             // Record the attempt before fetching, so a failing JWKS is also rate-limited.
             cache.fetched_at = Some(Instant::now());

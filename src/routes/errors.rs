@@ -1,8 +1,9 @@
 //! Error pages: every 4xx/5xx response becomes an HTML page (JSON under `/api/`) here, with
 //! the request id shown so a user can quote it.
 
-use actix_web::body::{BoxBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::InternalError;
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::{ErrorHandlerResponse, Next};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -73,15 +74,37 @@ fn title(status: StatusCode, public: &PublicError) -> &'static str {
     }
 }
 
-/// The response for an error status on `req`.
+/// What an error page needs to know about its request (taken without cloning the request,
+/// which actix forbids while routing is still to happen).
+pub struct ErrorContext {
+    path: String,
+    query: String,
+    is_get: bool,
+    request_id: Option<String>,
+    state: Option<web::Data<AppState>>,
+}
+
+impl ErrorContext {
+    pub fn of(req: &HttpRequest) -> Self {
+        Self {
+            path: req.path().to_owned(),
+            query: req.query_string().to_owned(),
+            is_get: req.method() == actix_web::http::Method::GET,
+            request_id: req.extensions().get::<RequestId>().map(ToString::to_string),
+            state: req.app_data::<web::Data<AppState>>().cloned(),
+        }
+    }
+}
+
+/// The response for an error status.
 pub fn error_response(
-    req: &HttpRequest,
+    ctx: &ErrorContext,
     status: StatusCode,
     public: Option<PublicError>,
 ) -> HttpResponse {
     let public = public.unwrap_or_else(|| default_public(status));
-    let request_id = req.extensions().get::<RequestId>().map(ToString::to_string);
-    if req.path().starts_with("/api/") {
+    let request_id = ctx.request_id.clone();
+    if ctx.path.starts_with("/api/") {
         return HttpResponse::build(status).json(ErrorJson {
             error: public.code,
             message: &public.message,
@@ -90,11 +113,11 @@ pub fn error_response(
     }
     if status == StatusCode::UNAUTHORIZED {
         // Pages send anonymous users to sign in, then back here (GET pages only).
-        let here = match req.query_string() {
-            "" => req.path().to_owned(),
-            q => format!("{}?{q}", req.path()),
+        let here = match ctx.query.as_str() {
+            "" => ctx.path.clone(),
+            q => format!("{}?{q}", ctx.path),
         };
-        let back = if req.method() == actix_web::http::Method::GET {
+        let back = if ctx.is_get {
             return_to::sanitize(Some(&here))
         } else {
             "/".into()
@@ -113,8 +136,9 @@ pub fn error_response(
         request_id,
         show_sign_in: public.code == "sign_in_failed",
     };
-    let html = req
-        .app_data::<web::Data<AppState>>()
+    let html = ctx
+        .state
+        .as_ref()
         .and_then(|state| crate::templates::render(&state.tera, "error.html", &page).ok());
     match html {
         Some(html) => HttpResponse::build(status)
@@ -136,20 +160,20 @@ pub fn render_error_handler<B: MessageBody>(
     let status = res.status();
     let public = res.response().extensions().get::<PublicError>().cloned();
     let (req, _) = res.into_parts();
-    let response = error_response(&req, status, public);
+    let response = error_response(&ErrorContext::of(&req), status, public);
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(req, response).map_into_right_body(),
     ))
 }
 
 /// actix-session turns a store failure (Postgres down) into a bare 500; make it a 503 page.
+/// The request is consumed by then, so the page travels inside the error.
 pub async fn session_store_failure(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let http_req = req.request().clone();
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let ctx = ErrorContext::of(req.request());
     match next.call(req).await {
-        Ok(res) => Ok(res.map_into_boxed_body()),
         Err(err) if is_session_store_error(&err) => {
             tracing::error!(error = %err, "session store unavailable");
             let public = PublicError {
@@ -157,16 +181,20 @@ pub async fn session_store_failure(
                 message: "The service is temporarily unavailable. Please try again in a moment."
                     .into(),
             };
-            let response = error_response(&http_req, StatusCode::SERVICE_UNAVAILABLE, Some(public));
-            Ok(ServiceResponse::new(http_req, response))
+            let mut response = error_response(&ctx, StatusCode::SERVICE_UNAVAILABLE, Some(public));
+            super::headers::decorate(
+                response.headers_mut(),
+                ctx.state.as_ref().map(|s| s.get_ref()),
+                false,
+            );
+            Err(InternalError::from_response("session store unavailable", response).into())
         }
-        Err(err) => Err(err),
+        other => other,
     }
 }
 
 fn is_session_store_error(err: &actix_web::Error) -> bool {
     use actix_session::storage::{SaveError, UpdateError};
-    use actix_web::error::InternalError;
     err.as_error::<InternalError<anyhow::Error>>().is_some()
         || err.as_error::<InternalError<SaveError>>().is_some()
         || err.as_error::<InternalError<UpdateError>>().is_some()

@@ -2,7 +2,7 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
 
@@ -39,7 +39,16 @@ pub async fn apply(
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let is_static = req.path().starts_with("/static/");
     let mut res = next.call(req).await?;
-    let headers = res.headers_mut();
+    decorate(
+        res.headers_mut(),
+        state.as_ref().map(|s| s.get_ref()),
+        is_static,
+    );
+    Ok(res)
+}
+
+/// Adds the security headers (and `no-store` unless `is_static`).
+pub fn decorate(headers: &mut HeaderMap, state: Option<&AppState>, is_static: bool) {
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -67,5 +76,4 @@ pub async fn apply(
     if !is_static {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    Ok(res)
 }

@@ -60,7 +60,8 @@ impl TypedSession {
         self.get(keys::LOGIN_BINDING)
     }
 
-    /// Fills a freshly signed-in session (after `Identity::login` renewed its key).
+    /// Fills a freshly signed-in session (after `Identity::login` renewed its key). The login
+    /// binding stays, so a sign-in still pending in another tab of this browser can finish.
     pub fn start(
         &self,
         tokens: &TokenSet,
@@ -68,7 +69,6 @@ impl TypedSession {
         user_agent: Option<&str>,
         client_ip: Option<&str>,
     ) -> Result<(), AppError> {
-        self.0.remove(keys::LOGIN_BINDING);
         self.set(keys::TOKENS, tokens)?;
         self.set(keys::CSRF_TOKEN, random_token())?;
         if let Some(sid) = logto_sid {

@@ -23,7 +23,7 @@ use super::keys;
 
 /// How long a session without a signed-in user (a pending sign-in) lives.
 pub const PRE_AUTH_TTL: Duration = Duration::from_secs(600);
-/// Expiry is pushed forward at most this often per session.
+/// Expiry is pushed forward at most this often per session (less with very short idle timeouts).
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
@@ -31,6 +31,7 @@ pub struct PgSessionStore {
     pool: PgPool,
     idle_timeout: Duration,
     max_lifetime: Duration,
+    touch_interval: Duration,
 }
 
 /// The columns projected out of a session's state.
@@ -43,15 +44,17 @@ struct Projection {
 
 impl PgSessionStore {
     pub fn new(pool: PgPool, idle_timeout: Duration, max_lifetime: Duration) -> Self {
+        let touch_interval = TOUCH_INTERVAL.min(idle_timeout / 4);
         Self {
             pool,
             idle_timeout,
             max_lifetime,
+            touch_interval,
         }
     }
 
-    fn secs(d: Duration) -> i64 {
-        i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+    fn secs(d: Duration) -> f64 {
+        d.as_secs_f64()
     }
 
     async fn insert(&self, state: &HashMap<String, String>) -> anyhow::Result<SessionKey> {
@@ -130,7 +133,7 @@ impl SessionStore for PgSessionStore {
         )
         .bind(&hash)
         .bind(Self::secs(self.max_lifetime))
-        .bind(Self::secs(TOUCH_INTERVAL))
+        .bind(Self::secs(self.touch_interval))
         .fetch_optional(&self.pool)
         .await
         .context("loading a session")

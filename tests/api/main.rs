@@ -1,0 +1,11 @@
+//! One test binary for the HTTP-level tests (sqlx test databases + in-process fake provider).
+
+mod fake_op;
+mod helpers;
+
+mod callback;
+mod id_token;
+mod pages;
+mod resilience;
+mod sessions;
+mod sign_in;

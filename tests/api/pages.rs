@@ -1,0 +1,148 @@
+//! Pages, headers, escaping and health endpoints.
+
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+#[sqlx::test]
+async fn the_anonymous_home_page_offers_both_sign_in_buttons(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let response = app.get("/").await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers().get("set-cookie").is_none(),
+        "no session for an anonymous visit"
+    );
+    let html = response.text().await.expect("html");
+    assert!(html.contains("Hello Logto"));
+    assert!(html.contains("href=\"/sign-in\""));
+    assert!(
+        html.contains("href=\"/sign-in/huggingface\"")
+            && html.contains("Continue with Hugging Face")
+    );
+}
+
+#[sqlx::test]
+async fn the_signed_in_home_page_shows_the_user_and_never_the_tokens(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    let html = app.get("/").await.text().await.expect("html");
+    assert!(html.contains("Alice Example"));
+    assert!(html.contains("alice@example.com"));
+    assert!(html.contains("https://avatars.example.com/alice.png"));
+    assert!(html.contains("Sign out"));
+    let state: String = sqlx::query_scalar("select state::text from sessions")
+        .fetch_one(&app.pool)
+        .await
+        .expect("row");
+    let tokens: serde_json::Value = serde_json::from_str(&state).expect("json");
+    for token in ["id_token", "access_token", "refresh_token"] {
+        let value = tokens["tokens"][token]
+            .as_str()
+            .expect("token stored server-side");
+        assert!(!html.contains(value), "{token} leaked into the page");
+        assert!(
+            !app.cookie().expect("cookie").contains(value),
+            "{token} leaked into the cookie"
+        );
+    }
+}
+
+#[sqlx::test]
+async fn hostile_profile_claims_render_escaped(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let mut user = TestUser::alice();
+    user.claims.insert(
+        "name".into(),
+        serde_json::json!("<script>alert(1)</script>"),
+    );
+    user.claims.insert(
+        "username".into(),
+        serde_json::json!("\"><img src=x onerror=alert(2)>"),
+    );
+    user.claims
+        .insert("picture".into(), serde_json::json!("javascript:alert(3)"));
+    app.signed_in(&user).await;
+    let html = app.get("/").await.text().await.expect("html");
+    assert!(!html.contains("<script>alert(1)</script>"));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(!html.contains("<img src=x"));
+    assert!(
+        !html.contains("javascript:"),
+        "non-https avatars are not rendered"
+    );
+}
+
+#[sqlx::test]
+async fn every_response_carries_the_security_headers(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    for path in ["/", "/healthz", "/api/me", "/nope", "/static/css/app.css"] {
+        let response = app.get(path).await;
+        let h = response.headers();
+        assert_eq!(
+            h.get("x-content-type-options")
+                .map(|v| v.to_str().unwrap_or_default()),
+            Some("nosniff"),
+            "{path}"
+        );
+        let csp = h
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(h.get("referrer-policy").is_some(), "{path}");
+    }
+    app.signed_in(&TestUser::alice()).await;
+    let response = app.get("/").await;
+    assert_eq!(
+        response
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let url = app.begin_sign_in("/sign-in").await;
+    let response = app.return_from_provider(&url, &TestUser::alice()).await;
+    assert_eq!(
+        response
+            .headers()
+            .get("referrer-policy")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-referrer")
+    );
+}
+
+#[sqlx::test]
+async fn api_me_is_401_json_when_signed_out(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let response = app.get("/api/me").await;
+    assert_eq!(response.status(), 401);
+    assert!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.contains("json"))
+    );
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"], "not_authenticated");
+}
+
+#[sqlx::test]
+async fn unknown_pages_are_a_404_page_with_a_request_id(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let response = app.get("/no/such/page").await;
+    assert_eq!(response.status(), 404);
+    let html = response.text().await.expect("html");
+    assert!(html.contains("Page not found"));
+    assert!(html.contains("request-id"));
+}
+
+#[sqlx::test]
+async fn health_and_readiness(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let ready: serde_json::Value = app.get("/readyz").await.json().await.expect("json");
+    assert_eq!(ready["database"], "ok");
+    assert_eq!(ready["provider"], "ok");
+}

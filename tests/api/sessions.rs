@@ -1,0 +1,268 @@
+//! Session fixation, cookies, timeouts and CSRF on sign-out.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use crate::helpers::*;
+use crate::sign_in::csrf_token_from_home;
+
+#[sqlx::test]
+async fn the_pre_login_cookie_stops_working_after_sign_in(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let url = app.begin_sign_in("/sign-in").await;
+    let pre_login = app
+        .cookie()
+        .expect("a pre-login session cookie carries the login binding");
+    app.return_from_provider(&url, &TestUser::alice()).await;
+    let signed_in = app.cookie().expect("cookie");
+    assert_ne!(pre_login, signed_in, "a new session key at sign-in");
+    assert_eq!(
+        app.get_with_cookie("/api/me", Some(&pre_login))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.get_with_cookie("/api/me", Some(&signed_in))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.count("select count(*) from sessions").await,
+        1,
+        "the pre-login row was deleted"
+    );
+}
+
+#[sqlx::test]
+async fn a_tampered_or_foreign_cookie_is_anonymous(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    let cookie = app.cookie().expect("cookie");
+    let mut bytes = cookie.into_bytes();
+    let i = bytes.len() / 2;
+    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(bytes).expect("ascii");
+    for value in [
+        tampered.as_str(),
+        "garbage",
+        "",
+        "%00%ff",
+        &"x".repeat(5000),
+    ] {
+        let response = app.get_with_cookie("/api/me", Some(value)).await;
+        assert_eq!(response.status(), 401, "{value:.40}");
+    }
+    let response = app.get_with_cookie("/", Some(&tampered)).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[sqlx::test]
+async fn session_cookie_attributes(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let response = app.get("/sign-in").await;
+    let set_cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("cookie")
+        .to_owned();
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    assert!(set_cookie.contains("Path=/"), "{set_cookie}");
+    assert!(!set_cookie.contains("Domain"), "{set_cookie}");
+    assert!(
+        !set_cookie.contains("Secure"),
+        "http base URL: no Secure flag"
+    );
+
+    let https = spawn_app_with(
+        app.pool.clone(),
+        app.op.clone(),
+        &[("APP_BASE_URL", "https://app.example.com")],
+    )
+    .await;
+    let response = https.get("/sign-in").await;
+    let set_cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("cookie")
+        .to_owned();
+    assert!(set_cookie.contains("Secure"), "{set_cookie}");
+    assert!(
+        response
+            .headers()
+            .get("strict-transport-security")
+            .is_some()
+    );
+}
+
+#[sqlx::test]
+async fn idle_sessions_expire(pool: PgPool) {
+    let op = FakeOp::start().await;
+    let app = spawn_app_with(
+        pool,
+        op,
+        &[
+            ("SESSION_IDLE_TIMEOUT", "2"),
+            ("SESSION_MAX_LIFETIME", "60"),
+        ],
+    )
+    .await;
+    app.signed_in(&TestUser::alice()).await;
+    // Activity keeps it alive past the idle timeout...
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(app.me_status().await, 200);
+    }
+    // ...and idleness ends it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(app.me_status().await, 401);
+}
+
+#[sqlx::test]
+async fn sessions_end_at_the_absolute_lifetime_despite_activity(pool: PgPool) {
+    let op = FakeOp::start().await;
+    let app = spawn_app_with(
+        pool,
+        op,
+        &[("SESSION_IDLE_TIMEOUT", "2"), ("SESSION_MAX_LIFETIME", "3")],
+    )
+    .await;
+    app.signed_in(&TestUser::alice()).await;
+    let mut statuses = vec![];
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        statuses.push(app.me_status().await);
+    }
+    assert_eq!(statuses[0], 200);
+    assert_eq!(*statuses.last().expect("status"), 401, "{statuses:?}");
+}
+
+#[sqlx::test]
+async fn read_only_requests_do_not_write_the_session_every_time(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    let seen = || async {
+        sqlx::query_scalar::<_, String>("select last_seen_at::text from sessions")
+            .fetch_one(&app.pool)
+            .await
+            .expect("row")
+    };
+    let before = seen().await;
+    for _ in 0..5 {
+        assert_eq!(app.me_status().await, 200);
+    }
+    assert_eq!(seen().await, before, "no write within the touch interval");
+    // Once the last write is a minute old, the next request extends the session.
+    sqlx::query("update sessions set last_seen_at = now() - interval '61 seconds', expires_at = now() + interval '1 hour'")
+        .execute(&app.pool)
+        .await
+        .expect("age");
+    assert_eq!(app.me_status().await, 200);
+    let extended: bool =
+        sqlx::query_scalar("select expires_at > now() + interval '6 days' from sessions")
+            .fetch_one(&app.pool)
+            .await
+            .expect("row");
+    assert!(extended, "the idle expiry was pushed to now + 7 days");
+}
+
+#[sqlx::test]
+async fn sessions_survive_an_app_restart(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.signed_in(&TestUser::alice()).await;
+    let cookie = app.cookie();
+    let restarted = spawn_app_with(pool, app.op.clone(), &[]).await;
+    restarted.set_cookie(cookie);
+    assert_eq!(restarted.me_status().await, 200);
+}
+
+#[sqlx::test]
+async fn sign_out_without_a_valid_csrf_token_is_refused_and_changes_nothing(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    for form in [vec![("csrf_token", "wrong")], vec![("csrf_token", "")]] {
+        let response = app.post_form("/sign-out", &form).await;
+        assert_eq!(response.status(), 403);
+        assert_eq!(app.me_status().await, 200);
+    }
+    let response = app.post_form("/sign-out", &[]).await;
+    assert_eq!(
+        response.status(),
+        400,
+        "a form without the field is a bad request"
+    );
+    assert_eq!(app.me_status().await, 200);
+    // A right token from a foreign origin is refused as well.
+    let csrf = csrf_token_from_home(&app).await;
+    let response = app
+        .client
+        .post(app.url("/sign-out"))
+        .header(
+            "cookie",
+            format!(
+                "{}={}",
+                logto_signin::startup::SESSION_COOKIE,
+                app.cookie().expect("cookie")
+            ),
+        )
+        .header("origin", "https://evil.example")
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 403);
+    assert_eq!(app.me_status().await, 200);
+    assert_eq!(app.op.counters().revoked.len(), 0);
+}
+
+#[sqlx::test]
+async fn get_sign_out_only_shows_a_confirmation(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    let response = app.get("/sign-out").await;
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.expect("html");
+    assert!(html.contains("method=\"post\"") && html.contains("csrf_token"));
+    assert_eq!(app.me_status().await, 200, "a GET never signs out");
+    // Anonymous: nothing to confirm.
+    app.set_cookie(None);
+    assert_eq!(location(&app.get("/sign-out").await), "/");
+    assert_eq!(
+        location(&app.post_form("/sign-out", &[("csrf_token", "x")]).await),
+        "/"
+    );
+}
+
+#[sqlx::test]
+async fn garbage_form_bodies_are_a_400(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    let cookie = format!(
+        "{}={}",
+        logto_signin::startup::SESSION_COOKIE,
+        app.cookie().expect("cookie")
+    );
+    for (content_type, body) in [
+        ("application/x-www-form-urlencoded", "%%%&&&=="),
+        ("application/json", "{\"csrf_token\": 1}"),
+        ("application/x-www-form-urlencoded", &"a=b&".repeat(10_000)),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/sign-out"))
+            .header("cookie", &cookie)
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("post");
+        let status = response.status().as_u16();
+        assert!((400..500).contains(&status), "{content_type}: {status}");
+    }
+    assert_eq!(app.me_status().await, 200);
+}
