@@ -93,14 +93,14 @@ impl Settings {
         let session_secret = required("SESSION_SECRET").map_err(|_| {
             ConfigError::new(
                 "SESSION_SECRET",
-                "is required: generate one with `openssl rand -base64 96` (at least 64 bytes)",
+                "is required: generate one with `logto-signin generate-secret` (at least 64 bytes)",
             )
         })?;
         if session_secret.len() < MIN_SESSION_SECRET_BYTES {
             return Err(ConfigError::new(
                 "SESSION_SECRET",
                 format!(
-                    "is {} bytes; it must be at least {MIN_SESSION_SECRET_BYTES} (generate one with `openssl rand -base64 96`)",
+                    "is {} bytes; it must be at least {MIN_SESSION_SECRET_BYTES} (generate one with `logto-signin generate-secret`)",
                     session_secret.len()
                 ),
             ));
