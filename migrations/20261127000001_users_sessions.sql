@@ -25,16 +25,23 @@ create table users (
 );
 
 -- One row per browser session. The primary key is the SHA-256 of the cookie's session key, so a
--- copy of this table holds no usable cookie. `state` is the actix-session state (it holds the
--- tokens; it never leaves the server); the other columns are projections of it that the admin
--- page, back-channel logout and the expiry sweeper query.
+-- copy of this table holds no usable cookie. `state` is the actix-session state; the other
+-- columns are kept by the session store (projections of the state) or, for the tokens, by SQL
+-- that runs under a row lock (refreshes must be serialised: Logto revokes the whole grant when
+-- a rotated refresh token is used twice). Tokens never leave the server.
 create table sessions (
     key_hash      bytea primary key,
     state         jsonb not null,
+    -- Stable public id of a signed-in session (the key changes at sign-in; this does not).
+    session_id    uuid unique,
     user_id       uuid references users (user_id) on delete cascade,
     logto_sid     text,
     user_agent    text,
     client_ip     inet,
+    id_token      text,
+    access_token  text,
+    access_token_expires_at timestamptz,
+    refresh_token text,
     created_at    timestamptz not null default now(),
     last_seen_at  timestamptz not null default now(),
     expires_at    timestamptz not null
@@ -44,6 +51,23 @@ create table sessions (
 create index sessions_expires_at_idx on sessions (expires_at);
 create index sessions_user_id_idx on sessions (user_id) where user_id is not null;
 create index sessions_logto_sid_idx on sessions (logto_sid) where logto_sid is not null;
+
+-- Access tokens for Logto API resources / organizations (RFC 8707), cached per session until
+-- shortly before they expire.
+create table session_access_tokens (
+    session_id    uuid not null references sessions (session_id) on delete cascade,
+    audience      text not null,
+    access_token  text not null,
+    expires_at    timestamptz not null,
+    primary key (session_id, audience)
+);
+
+-- Back-channel logout tokens already used (`jti`), kept until they expire: a replay is refused.
+create table logout_token_jtis (
+    jti_hash    bytea primary key,
+    expires_at  timestamptz not null
+);
+create index logout_token_jtis_expires_at_idx on logout_token_jtis (expires_at);
 
 -- A sign-in in progress: created by /sign-in, consumed (deleted) by the first /callback that
 -- presents its state from the same browser. Several may be pending per browser (several tabs).

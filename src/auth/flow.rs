@@ -23,11 +23,13 @@ use url::Url;
 
 use super::discovery::ProviderMetadata;
 use super::http::{CallError, ProviderHttp};
-use super::id_token::{self, Expectations, IdTokenClaims, TokenError};
+use super::id_token::{self, Expectations, IdTokenClaims};
 use super::jwks::JwksCache;
+use super::jwt::{TokenError, Verifier};
 use super::pending::PendingLogin;
 use crate::config::Settings;
 use crate::error::AppError;
+use crate::session::TokenSet;
 
 /// Access tokens without `expires_in` are treated as valid for this long.
 const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(300);
@@ -65,30 +67,29 @@ pub struct AuthorizationRequest {
     pub pkce_verifier: String,
 }
 
-/// Tokens of a signed-in session. Server-side only: never in a cookie, page or log.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct TokenSet {
-    pub id_token: String,
-    pub access_token: String,
-    pub access_token_expires_at: u64,
-    pub refresh_token: Option<String>,
-}
-
-impl std::fmt::Debug for TokenSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSet")
-            .field("access_token_expires_at", &self.access_token_expires_at)
-            .field("has_refresh_token", &self.refresh_token.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
 /// A completed, verified sign-in.
 pub struct VerifiedSignIn {
     pub claims: IdTokenClaims,
     /// Userinfo claims whose `sub` matched the ID token.
     pub userinfo: Option<Map<String, Value>>,
     pub tokens: TokenSet,
+}
+
+/// The verifier for tokens signed by this provider for this client.
+pub fn verifier<'a>(
+    settings: &'a Settings,
+    metadata: &'a ProviderMetadata,
+    http: &'a ProviderHttp,
+    jwks: &'a JwksCache,
+) -> Verifier<'a> {
+    Verifier {
+        jwks,
+        http,
+        jwks_uri: metadata.jwks_uri.as_str(),
+        allowed: &metadata.id_token_algorithms,
+        issuer: &metadata.issuer,
+        client_id: &settings.logto_app_id,
+    }
 }
 
 fn oauth_client(settings: &Settings, metadata: &ProviderMetadata) -> Result<OidcClient, AppError> {
@@ -183,14 +184,9 @@ pub async fn finish_sign_in(
     };
     let now = unix_now();
     let claims = id_token::validate(
+        &verifier(settings, metadata, http, jwks),
         &raw_id_token,
-        jwks,
-        http,
-        metadata.jwks_uri.as_str(),
-        &metadata.id_token_algorithms,
         &Expectations {
-            issuer: &metadata.issuer,
-            client_id: &settings.logto_app_id,
             nonce: Some(&pending.nonce),
             not_issued_before: Some(u64::try_from(pending.started_at).unwrap_or(0)),
             now,

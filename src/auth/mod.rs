@@ -7,6 +7,7 @@ pub mod flow;
 pub mod http;
 pub mod id_token;
 pub mod jwks;
+pub mod jwt;
 pub mod pending;
 pub mod return_to;
 

@@ -7,9 +7,9 @@ use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::discovery::ProviderMetadata;
-use crate::auth::{callback, flow, id_token::constant_time_eq, pending, return_to};
+use crate::auth::{callback, flow, jwt::constant_time_eq, pending, return_to};
 use crate::error::{AppError, Result};
-use crate::session::TypedSession;
+use crate::session::{TypedSession, repo as session_repo};
 use crate::startup::AppState;
 use crate::users::{Profile, repo};
 
@@ -243,7 +243,10 @@ pub async fn sign_out(
         tracing::warn!("sign-out refused: CSRF check failed");
         return Err(AppError::Forbidden);
     }
-    let tokens = session.tokens();
+    let tokens = match session.session_id() {
+        Some(id) => session_repo::tokens(&state.pool, id).await?,
+        None => None,
+    };
     match identity {
         Some(identity) => identity.logout(),
         None => session.purge(),
@@ -259,7 +262,7 @@ pub async fn sign_out(
     let target = flow::end_session_url(
         &state.settings,
         &metadata,
-        tokens.as_ref().map(|t| t.id_token.as_str()),
+        tokens.as_ref().and_then(|t| t.id_token.as_deref()),
     );
     Ok(see_other(target.as_ref().map_or("/", url::Url::as_str)))
 }

@@ -6,7 +6,10 @@ pub const IDENTITY: &str = "actix_identity.user_id";
 pub const LOGIN_BINDING: &str = "login_binding";
 /// The synchronizer CSRF token of a signed-in session.
 pub const CSRF_TOKEN: &str = "csrf_token";
-/// The session's tokens (`auth::flow::TokenSet`).
+/// The stable public id of a signed-in session.
+pub const SESSION_ID: &str = "session_id";
+/// The session's tokens (`TokenSet`), present only in the request that signed in: the store
+/// moves them into the `sessions` token columns.
 pub const TOKENS: &str = "tokens";
 /// Logto's session id (`sid` claim), for back-channel logout.
 pub const LOGTO_SID: &str = "logto_sid";

@@ -1,6 +1,7 @@
 //! Server-side sessions: the Postgres store and a typed view over a request's session.
 
 pub mod keys;
+pub mod repo;
 pub mod store;
 
 use actix_session::{Session, SessionExt};
@@ -10,13 +11,32 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::future::{Ready, ready};
 
-use crate::auth::flow::TokenSet;
 use crate::error::AppError;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// 256 random bits, base64url: login bindings and CSRF tokens.
 pub fn random_token() -> String {
     let bytes: [u8; 32] = rand::random();
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Tokens of a signed-in session. Server-side only: never in a cookie, page or log.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TokenSet {
+    pub id_token: String,
+    pub access_token: String,
+    pub access_token_expires_at: u64,
+    pub refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("access_token_expires_at", &self.access_token_expires_at)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The only code that knows session key names.
@@ -69,7 +89,9 @@ impl TypedSession {
         user_agent: Option<&str>,
         client_ip: Option<&str>,
     ) -> Result<(), AppError> {
+        // The store moves the tokens into their own columns and out of the state.
         self.set(keys::TOKENS, tokens)?;
+        self.set(keys::SESSION_ID, Uuid::new_v4())?;
         self.set(keys::CSRF_TOKEN, random_token())?;
         if let Some(sid) = logto_sid {
             self.set(keys::LOGTO_SID, sid)?;
@@ -83,8 +105,9 @@ impl TypedSession {
         Ok(())
     }
 
-    pub fn tokens(&self) -> Option<TokenSet> {
-        self.get(keys::TOKENS)
+    /// The stable id of this signed-in session (`sessions.session_id`).
+    pub fn session_id(&self) -> Option<Uuid> {
+        self.get(keys::SESSION_ID)
     }
 
     pub fn csrf_token(&self) -> Option<String> {

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::keys;
+use super::{TokenSet, keys};
 
 /// How long a session without a signed-in user (a pending sign-in) lives.
 pub const PRE_AUTH_TTL: Duration = Duration::from_secs(600);
@@ -36,7 +36,9 @@ pub struct PgSessionStore {
 
 /// The columns projected out of a session's state.
 struct Projection {
+    session_id: Option<Uuid>,
     user_id: Option<Uuid>,
+    tokens: Option<TokenSet>,
     logto_sid: Option<String>,
     user_agent: Option<String>,
     client_ip: Option<String>,
@@ -60,10 +62,13 @@ impl PgSessionStore {
     async fn insert(&self, state: &HashMap<String, String>) -> anyhow::Result<SessionKey> {
         let key = generate_session_key();
         let p = project(state);
+        let t = p.tokens.as_ref();
         sqlx::query(
-            "insert into sessions (key_hash, state, user_id, logto_sid, user_agent, client_ip, expires_at)
+            "insert into sessions (key_hash, state, user_id, logto_sid, user_agent, client_ip, expires_at,
+                                   session_id, id_token, access_token, access_token_expires_at, refresh_token)
              values ($1, $2, $3, $4, $5, $6::inet,
-                     now() + (case when $3::uuid is null then $7 else $8 end) * interval '1 second')",
+                     now() + (case when $3::uuid is null then $7 else $8 end) * interval '1 second',
+                     $9, $10, $11, to_timestamp($12::float8), $13)",
         )
         .bind(key_hash(&key))
         .bind(state_to_json(state))
@@ -73,6 +78,11 @@ impl PgSessionStore {
         .bind(p.client_ip)
         .bind(Self::secs(PRE_AUTH_TTL))
         .bind(Self::secs(self.idle_timeout))
+        .bind(p.session_id)
+        .bind(t.map(|t| t.id_token.as_str()))
+        .bind(t.map(|t| t.access_token.as_str()))
+        .bind(t.map(|t| t.access_token_expires_at as f64))
+        .bind(t.and_then(|t| t.refresh_token.as_deref()))
         .execute(&self.pool)
         .await
         .context("inserting a session")?;
@@ -91,18 +101,24 @@ fn project(state: &HashMap<String, String>) -> Projection {
             .and_then(|v| serde_json::from_str::<String>(v).ok())
     };
     Projection {
+        session_id: string(keys::SESSION_ID).and_then(|v| Uuid::parse_str(&v).ok()),
         user_id: string(keys::IDENTITY).and_then(|v| Uuid::parse_str(&v).ok()),
+        tokens: state
+            .get(keys::TOKENS)
+            .and_then(|v| serde_json::from_str(v).ok()),
         logto_sid: string(keys::LOGTO_SID),
         user_agent: string(keys::USER_AGENT),
         client_ip: string(keys::CLIENT_IP).filter(|ip| ip.parse::<std::net::IpAddr>().is_ok()),
     }
 }
 
-/// Session values are JSON texts; store them as a JSON object of values.
+/// Session values are JSON texts; store them as a JSON object of values. The tokens are not
+/// part of it: they have their own columns.
 fn state_to_json(state: &HashMap<String, String>) -> Value {
     Value::Object(
         state
             .iter()
+            .filter(|(k, _)| k.as_str() != keys::TOKENS)
             .map(|(k, v)| {
                 (
                     k.clone(),
@@ -182,6 +198,11 @@ impl SessionStore for PgSessionStore {
         let updated = sqlx::query(
             "update sessions
                 set state = $2, user_id = $3, logto_sid = $4, user_agent = $5, client_ip = $6::inet,
+                    session_id = $10,
+                    id_token = coalesce($11, id_token),
+                    access_token = coalesce($12, access_token),
+                    access_token_expires_at = coalesce(to_timestamp($13::float8), access_token_expires_at),
+                    refresh_token = coalesce($14, refresh_token),
                     last_seen_at = now(),
                     expires_at = least(
                         now() + (case when $3::uuid is null then $7 else $8 end) * interval '1 second',
@@ -197,14 +218,24 @@ impl SessionStore for PgSessionStore {
         .bind(Self::secs(PRE_AUTH_TTL))
         .bind(Self::secs(self.idle_timeout))
         .bind(Self::secs(self.max_lifetime))
+        .bind(p.session_id)
+        .bind(p.tokens.as_ref().map(|t| t.id_token.as_str()))
+        .bind(p.tokens.as_ref().map(|t| t.access_token.as_str()))
+        .bind(p.tokens.as_ref().map(|t| t.access_token_expires_at as f64))
+        .bind(p.tokens.as_ref().and_then(|t| t.refresh_token.as_deref()))
         .execute(&self.pool)
         .await
         .context("updating a session")
         .map_err(UpdateError::Other)?;
         if updated.rows_affected() == 0 {
-            // The row expired or was revoked meanwhile: start a new session rather than
-            // resurrect the old key.
-            return self.insert(&state).await.map_err(UpdateError::Other);
+            // The row expired or was revoked (back-channel logout, an admin) while this request
+            // ran. Never resurrect it: start a new anonymous session that keeps only the
+            // browser's login binding.
+            let anonymous: HashMap<String, String> = state
+                .into_iter()
+                .filter(|(k, _)| k == keys::LOGIN_BINDING)
+                .collect();
+            return self.insert(&anonymous).await.map_err(UpdateError::Other);
         }
         Ok(session_key)
     }

@@ -1,0 +1,241 @@
+//! SQL about signed-in sessions beyond the actix-session store: tokens, listing, revocation.
+
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// The tokens of one session, as stored.
+#[derive(sqlx::FromRow)]
+pub struct StoredTokens {
+    pub user_id: Uuid,
+    pub id_token: Option<String>,
+    pub access_token: Option<String>,
+    /// Unix seconds.
+    pub access_token_expires_at: Option<i64>,
+    pub refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for StoredTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredTokens")
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! select_tokens {
+    () => {
+        "select user_id, id_token, access_token,
+                extract(epoch from access_token_expires_at)::bigint as access_token_expires_at, refresh_token
+           from sessions where session_id = $1 and expires_at > now() and user_id is not null"
+    };
+}
+
+#[tracing::instrument(name = "sessions.tokens", skip_all)]
+pub async fn tokens(pool: &PgPool, session_id: Uuid) -> Result<Option<StoredTokens>, sqlx::Error> {
+    sqlx::query_as(select_tokens!())
+        .bind(session_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The tokens with the session row locked until the transaction ends: refreshes of one
+/// session are serialised across requests and app instances.
+#[tracing::instrument(name = "sessions.lock_tokens", skip_all)]
+pub async fn lock_tokens(
+    conn: &mut PgConnection,
+    session_id: Uuid,
+) -> Result<Option<StoredTokens>, sqlx::Error> {
+    sqlx::query_as(concat!(select_tokens!(), " for update"))
+        .bind(session_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Stores the result of a refresh; a refresh token or ID token the provider did not rotate is
+/// kept as it was.
+#[tracing::instrument(name = "sessions.store_refreshed", skip_all)]
+pub async fn store_refreshed(
+    conn: &mut PgConnection,
+    session_id: Uuid,
+    access_token: &str,
+    expires_at: i64,
+    refresh_token: Option<&str>,
+    id_token: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update sessions
+            set access_token = $2, access_token_expires_at = to_timestamp($3::float8),
+                refresh_token = coalesce($4, refresh_token), id_token = coalesce($5, id_token)
+          where session_id = $1",
+    )
+    .bind(session_id)
+    .bind(access_token)
+    .bind(expires_at as f64)
+    .bind(refresh_token)
+    .bind(id_token)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// A cached resource/organization access token still valid `margin_secs` from now.
+pub async fn cached_access_token(
+    conn: &mut PgConnection,
+    session_id: Uuid,
+    audience: &str,
+    margin_secs: i64,
+) -> Result<Option<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "select access_token, extract(epoch from expires_at)::bigint from session_access_tokens
+          where session_id = $1 and audience = $2 and expires_at > now() + $3 * interval '1 second'",
+    )
+    .bind(session_id)
+    .bind(audience)
+    .bind(margin_secs as f64)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn store_access_token(
+    conn: &mut PgConnection,
+    session_id: Uuid,
+    audience: &str,
+    access_token: &str,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into session_access_tokens (session_id, audience, access_token, expires_at)
+         values ($1, $2, $3, to_timestamp($4::float8))
+         on conflict (session_id, audience)
+         do update set access_token = excluded.access_token, expires_at = excluded.expires_at",
+    )
+    .bind(session_id)
+    .bind(audience)
+    .bind(access_token)
+    .bind(expires_at as f64)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Deletes one session (e.g. its refresh was refused); returns whether it existed.
+pub async fn delete(conn: &mut PgConnection, session_id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("delete from sessions where session_id = $1")
+        .bind(session_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// A session as its owner (or an admin) sees it.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct SessionInfo {
+    pub session_id: Uuid,
+    pub created_at: time::OffsetDateTime,
+    pub last_seen_at: time::OffsetDateTime,
+    pub expires_at: time::OffsetDateTime,
+    pub user_agent: Option<String>,
+    pub client_ip: Option<String>,
+    pub has_logto_sid: bool,
+}
+
+#[tracing::instrument(name = "sessions.list_for_user", skip_all)]
+pub async fn list_for_user(pool: &PgPool, user_id: Uuid) -> Result<Vec<SessionInfo>, sqlx::Error> {
+    sqlx::query_as(
+        "select session_id, created_at, last_seen_at, expires_at, user_agent, host(client_ip) as client_ip,
+                logto_sid is not null as has_logto_sid
+           from sessions
+          where user_id = $1 and session_id is not null and expires_at > now()
+          order by last_seen_at desc
+          limit 200",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Deletes sessions of `user_id`: one (`only`), all but one (`except`), or all. Returns the
+/// refresh tokens of the deleted sessions, for revocation.
+#[tracing::instrument(name = "sessions.delete_for_user", skip_all)]
+pub async fn delete_for_user(
+    pool: &PgPool,
+    user_id: Uuid,
+    only: Option<Uuid>,
+    except: Option<Uuid>,
+) -> Result<Vec<Option<String>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "delete from sessions
+          where user_id = $1
+            and ($2::uuid is null or session_id = $2)
+            and ($3::uuid is null or session_id is distinct from $3)
+      returning refresh_token",
+    )
+    .bind(user_id)
+    .bind(only)
+    .bind(except)
+    .fetch_all(pool)
+    .await
+}
+
+/// Back-channel logout: records the token's `jti` (refusing a replay) and deletes the
+/// sessions it names, in one transaction. `None` means the `jti` was seen before.
+#[tracing::instrument(name = "sessions.backchannel_logout", skip_all)]
+pub async fn backchannel_logout(
+    pool: &PgPool,
+    jti_hash: &[u8],
+    jti_expires_at: i64,
+    issuer: &str,
+    subject: Option<&str>,
+    sid: Option<&str>,
+) -> Result<Option<Vec<Option<String>>>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let fresh = sqlx::query(
+        "insert into logout_token_jtis (jti_hash, expires_at) values ($1, to_timestamp($2::float8))
+         on conflict (jti_hash) do nothing",
+    )
+    .bind(jti_hash)
+    .bind(jti_expires_at as f64)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !fresh {
+        return Ok(None);
+    }
+    // With `sid`: that Logto session only (and, when `sub` is given too, only if it is that
+    // user's). Without `sid`: every session of the user (iss, sub).
+    let refresh_tokens = sqlx::query_scalar(
+        "delete from sessions s
+          where ($3::text is not null and s.logto_sid = $3
+                 and ($2::text is null or s.user_id in (select user_id from users where issuer = $1 and subject = $2)))
+             or ($3::text is null
+                 and s.user_id in (select user_id from users where issuer = $1 and subject = $2))
+      returning s.refresh_token",
+    )
+    .bind(issuer)
+    .bind(subject)
+    .bind(sid)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(refresh_tokens))
+}
+
+/// Deletes expired sessions, pending sign-ins and logout-token ids, `batch` rows at a time per
+/// table, skipping rows another instance holds. Returns how many rows went.
+#[tracing::instrument(name = "sessions.sweep", skip_all)]
+pub async fn sweep(pool: &PgPool, batch: i64) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    for sql in [
+        "delete from sessions where key_hash in (
+             select key_hash from sessions where expires_at < now() limit $1 for update skip locked)",
+        "delete from pending_logins where state_hash in (
+             select state_hash from pending_logins where expires_at < now() limit $1 for update skip locked)",
+        "delete from logout_token_jtis where jti_hash in (
+             select jti_hash from logout_token_jtis where expires_at < now() limit $1 for update skip locked)",
+    ] {
+        total += sqlx::query(sql).bind(batch).execute(pool).await?.rows_affected();
+    }
+    Ok(total)
+}
