@@ -79,6 +79,10 @@ impl Application {
         let http = ProviderHttp::new(Duration::from_secs(2), Duration::from_secs(4))?;
         let provider = Provider::new(settings.clone(), http);
         tokio::spawn(provider.clone().keep_fresh());
+        tokio::spawn(crate::session::sweeper::run(
+            pool.clone(),
+            Duration::from_secs(60),
+        ));
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),

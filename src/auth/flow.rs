@@ -339,3 +339,88 @@ fn client_secret_basic(settings: &Settings) -> String {
         base64::engine::general_purpose::STANDARD.encode(credentials)
     )
 }
+
+/// The result of a refresh-token grant.
+pub struct Refreshed {
+    pub access_token: String,
+    pub expires_at: u64,
+    /// A rotated refresh token, when the provider issued one.
+    pub refresh_token: Option<String>,
+    pub id_token: Option<String>,
+}
+
+impl std::fmt::Debug for Refreshed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Refreshed")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// The grant is gone (signed out, revoked, or a refresh token was reused).
+    #[error("the provider refused the refresh token (invalid_grant)")]
+    InvalidGrant,
+    /// The provider does not know or allow the requested resource / organization.
+    #[error("the provider refused the requested resource ({0})")]
+    Refused(String),
+    #[error("provider unavailable")]
+    Outage(#[source] anyhow::Error),
+    #[error("invalid refresh response")]
+    Invalid(#[source] anyhow::Error),
+}
+
+/// Uses a refresh token, optionally for an API resource (RFC 8707) or an organization.
+pub async fn refresh(
+    settings: &Settings,
+    metadata: &ProviderMetadata,
+    http: &ProviderHttp,
+    refresh_token: &str,
+    resource: Option<&str>,
+    organization_id: Option<&str>,
+) -> Result<Refreshed, RefreshError> {
+    let client =
+        oauth_client(settings, metadata).map_err(|e| RefreshError::Invalid(anyhow!("{e:?}")))?;
+    let token = oauth2::RefreshToken::new(refresh_token.to_owned());
+    let mut request = client.exchange_refresh_token(&token);
+    if let Some(resource) = resource {
+        request = request.add_extra_param("resource", resource.to_owned());
+    }
+    if let Some(organization) = organization_id {
+        request = request.add_extra_param("organization_id", organization.to_owned());
+    }
+    let send = |request: oauth2::HttpRequest| http.oauth2_send(request);
+    let response = request
+        .request_async(&send)
+        .await
+        .map_err(|err| match err {
+            RequestTokenError::Request(e) if e.is_outage() => RefreshError::Outage(e.into()),
+            RequestTokenError::ServerResponse(e) => match e.error() {
+                oauth2::basic::BasicErrorResponseType::InvalidGrant => RefreshError::InvalidGrant,
+                other => RefreshError::Refused(
+                    other
+                        .as_ref()
+                        .chars()
+                        .filter(|c| c.is_ascii_graphic())
+                        .take(64)
+                        .collect(),
+                ),
+            },
+            other => RefreshError::Invalid(anyhow!("refresh failed: {other}")),
+        })?;
+    if *response.token_type() != BasicTokenType::Bearer
+        || response.access_token().secret().is_empty()
+    {
+        return Err(RefreshError::Invalid(anyhow!(
+            "unusable access token in the refresh response"
+        )));
+    }
+    let ttl = response.expires_in().unwrap_or(DEFAULT_ACCESS_TOKEN_TTL);
+    Ok(Refreshed {
+        access_token: response.access_token().secret().clone(),
+        expires_at: unix_now() + ttl.as_secs(),
+        refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+        id_token: response.extra_fields().id_token.clone(),
+    })
+}

@@ -8,7 +8,9 @@ pub mod http;
 pub mod id_token;
 pub mod jwks;
 pub mod jwt;
+pub mod logout_token;
 pub mod pending;
+pub mod refresh;
 pub mod return_to;
 
 use std::future::Future;
@@ -46,5 +48,31 @@ impl FromRequest for CurrentUser {
                 .ok_or(AppError::NotAuthenticated)?;
             Ok(CurrentUser(user))
         })
+    }
+}
+
+/// A signed-in session (user id and the session's stable id) without loading the profile.
+pub struct SignedInSession {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+}
+
+impl FromRequest for SignedInSession {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let identity = Identity::from_request(req, payload).into_inner();
+        let session = crate::session::TypedSession::from_request(req, payload).into_inner();
+        let signed_in = identity
+            .ok()
+            .and_then(|i| i.id().ok())
+            .and_then(|id| Uuid::parse_str(&id).ok())
+            .zip(session.ok().and_then(|s| s.session_id()))
+            .map(|(user_id, session_id)| Self {
+                user_id,
+                session_id,
+            });
+        std::future::ready(signed_in.ok_or(AppError::NotAuthenticated))
     }
 }

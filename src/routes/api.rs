@@ -31,3 +31,42 @@ pub async fn me(user: CurrentUser) -> Result<HttpResponse> {
         identities: &u.identities,
     }))
 }
+
+#[derive(serde::Deserialize)]
+pub struct AccessTokenQuery {
+    resource: Option<String>,
+    organization_id: Option<String>,
+}
+
+/// `GET /api/access-token[?resource=…|organization_id=…]`: an access token for this session, the
+/// session's own or one for a Logto API resource / organization. Same-origin callers only.
+pub async fn access_token(
+    req: actix_web::HttpRequest,
+    state: actix_web::web::Data<crate::startup::AppState>,
+    me: crate::auth::SignedInSession,
+    query: actix_web::web::Query<AccessTokenQuery>,
+) -> Result<HttpResponse> {
+    use crate::auth::refresh::{self, Target};
+    use crate::error::AppError;
+    if !crate::routes::csrf::same_origin(&req, &state) {
+        return Err(AppError::Forbidden);
+    }
+    let valid = |v: &str| !v.is_empty() && v.len() <= 512 && !v.chars().any(char::is_control);
+    let target = match (query.resource.as_deref(), query.organization_id.as_deref()) {
+        (None, None) => Target::Session,
+        (Some(r), None) if valid(r) && url::Url::parse(r).is_ok() => Target::Resource(r.to_owned()),
+        (None, Some(o)) if valid(o) => Target::Organization(o.to_owned()),
+        (Some(_), Some(_)) => {
+            return Err(AppError::BadRequest(
+                "Ask for a resource or an organization, not both.".into(),
+            ));
+        }
+        _ => {
+            return Err(AppError::BadRequest(
+                "The resource must be an absolute URI.".into(),
+            ));
+        }
+    };
+    let token = refresh::access_token(&state, me.session_id, &target).await?;
+    Ok(HttpResponse::Ok().json(token))
+}

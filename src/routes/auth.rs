@@ -7,8 +7,9 @@ use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::discovery::ProviderMetadata;
-use crate::auth::{callback, flow, jwt::constant_time_eq, pending, return_to};
+use crate::auth::{callback, flow, pending, return_to};
 use crate::error::{AppError, Result};
+use crate::routes::csrf;
 use crate::session::{TypedSession, repo as session_repo};
 use crate::startup::AppState;
 use crate::users::{Profile, repo};
@@ -233,16 +234,11 @@ pub async fn sign_out(
     identity: Option<Identity>,
     form: web::Form<SignOutForm>,
 ) -> Result<HttpResponse> {
-    let Some(expected) = session.csrf_token() else {
+    if session.csrf_token().is_none() {
         // Not signed in: nothing to end.
         return Ok(see_other("/"));
-    };
-    if !constant_time_eq(form.csrf_token.as_bytes(), expected.as_bytes())
-        || !same_origin(&req, &state)
-    {
-        tracing::warn!("sign-out refused: CSRF check failed");
-        return Err(AppError::Forbidden);
     }
+    csrf::verify(&req, &state, &session, &form.csrf_token)?;
     let tokens = match session.session_id() {
         Some(id) => session_repo::tokens(&state.pool, id).await?,
         None => None,
@@ -265,16 +261,4 @@ pub async fn sign_out(
         tokens.as_ref().and_then(|t| t.id_token.as_deref()),
     );
     Ok(see_other(target.as_ref().map_or("/", url::Url::as_str)))
-}
-
-/// When the browser sends `Origin`, it must be ours (defence in depth next to the token).
-fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
-    match req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-    {
-        None => true,
-        Some(origin) => origin == state.settings.app_base_url.origin().ascii_serialization(),
-    }
 }

@@ -104,7 +104,7 @@ pub fn error_response(
 ) -> HttpResponse {
     let public = public.unwrap_or_else(|| default_public(status));
     let request_id = ctx.request_id.clone();
-    if ctx.path.starts_with("/api/") {
+    if ctx.path.starts_with("/api/") || ctx.path == "/backchannel-logout" {
         return HttpResponse::build(status).json(ErrorJson {
             error: public.code,
             message: &public.message,

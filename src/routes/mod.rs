@@ -1,7 +1,10 @@
 //! The route table.
 
+pub mod account;
 pub mod api;
 pub mod auth;
+pub mod backchannel;
+pub mod csrf;
 pub mod errors;
 pub mod headers;
 pub mod health;
@@ -20,6 +23,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/sign-out", web::get().to(auth::sign_out_page))
         .route("/sign-out", web::post().to(auth::sign_out))
         .route("/api/me", web::get().to(api::me))
+        .route("/api/access-token", web::get().to(api::access_token))
+        .route("/account/sessions", web::get().to(account::sessions_page))
+        .route(
+            "/account/sessions/sign-out-others",
+            web::post().to(account::sign_out_others),
+        )
+        .route(
+            "/account/sessions/{id}/sign-out",
+            web::post().to(account::sign_out_session),
+        )
+        .service(
+            web::resource("/backchannel-logout")
+                .app_data(web::PayloadConfig::new(backchannel::MAX_BODY))
+                .route(web::post().to(backchannel::backchannel_logout)),
+        )
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .service(actix_files::Files::new("/static", "static").prefer_utf8(true))

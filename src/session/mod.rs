@@ -3,6 +3,7 @@
 pub mod keys;
 pub mod repo;
 pub mod store;
+pub mod sweeper;
 
 use actix_session::{Session, SessionExt};
 use actix_web::{FromRequest, HttpRequest, dev::Payload};

@@ -239,3 +239,19 @@ pub async fn sweep(pool: &PgPool, batch: i64) -> Result<u64, sqlx::Error> {
     }
     Ok(total)
 }
+
+/// Stores a rotated refresh token (and a new ID token) after a resource-token refresh.
+pub async fn store_refresh_token(
+    conn: &mut PgConnection,
+    session_id: Uuid,
+    refresh_token: &str,
+    id_token: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update sessions set refresh_token = $2, id_token = coalesce($3, id_token) where session_id = $1")
+        .bind(session_id)
+        .bind(refresh_token)
+        .bind(id_token)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}

@@ -55,3 +55,33 @@ pub async fn get(pool: &PgPool, user_id: Uuid) -> Result<Option<User>, sqlx::Err
     .fetch_optional(pool)
     .await
 }
+
+/// Updates a user's profile from a refreshed ID token. `identities` (userinfo-only) is kept;
+/// roles are replaced only when the token carries the `roles` claim.
+#[tracing::instrument(name = "users.update_from_refresh", skip_all)]
+pub async fn update_from_refresh(
+    conn: &mut sqlx::PgConnection,
+    user_id: Uuid,
+    p: &Profile,
+    has_roles: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update users
+            set name = $2, username = $3, email = $4, email_verified = $5, picture = $6,
+                roles = case when $7 then $8 else roles end,
+                claims = claims || $9, updated_at = now()
+          where user_id = $1",
+    )
+    .bind(user_id)
+    .bind(&p.name)
+    .bind(&p.username)
+    .bind(&p.email)
+    .bind(p.email_verified)
+    .bind(&p.picture)
+    .bind(has_roles)
+    .bind(&p.roles)
+    .bind(&p.claims)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}

@@ -183,6 +183,16 @@ pub struct Behaviour {
     pub token: TokenMode,
     pub userinfo: UserinfoMode,
     pub jwks_up: bool,
+    /// Refresh grants answer `invalid_grant`.
+    pub refresh_invalid_grant: bool,
+    /// Refreshed ID tokens carry this `sub` instead of the user's.
+    pub refresh_sub: Option<String>,
+    /// Refresh grants with a `resource` answer `invalid_target`.
+    pub refuse_resources: bool,
+    /// Refresh grants take this long (widens race windows in concurrency tests).
+    pub refresh_delay: Duration,
+    /// Access tokens live this long.
+    pub access_token_ttl: u64,
 }
 
 impl Default for Behaviour {
@@ -198,6 +208,11 @@ impl Default for Behaviour {
             token: TokenMode::Normal,
             userinfo: UserinfoMode::Normal,
             jwks_up: true,
+            refresh_invalid_grant: false,
+            refresh_sub: None,
+            refuse_resources: false,
+            refresh_delay: Duration::ZERO,
+            access_token_ttl: 3600,
         }
     }
 }
@@ -212,9 +227,23 @@ pub struct Counters {
     pub last_token_auth: Option<String>,
     pub last_token_form: HashMap<String, String>,
     pub userinfo_auth: Vec<String>,
+    /// Refresh-token grants received (each use of a refresh token).
+    pub refresh_grants: usize,
+    /// Refresh tokens presented after they were rotated away (reuse).
+    pub refresh_reuse: usize,
+    pub refresh_resources: Vec<String>,
+}
+
+#[derive(Clone)]
+struct RefreshGrant {
+    user: TestUser,
+    nonce: Option<String>,
+    scope: String,
 }
 
 struct OpState {
+    refresh_tokens: HashMap<String, RefreshGrant>,
+    used_refresh_tokens: std::collections::HashSet<String>,
     keys: Vec<TestKey>,
     current: usize,
     grants: HashMap<String, Grant>,
@@ -246,6 +275,8 @@ impl FakeOp {
         let base = format!("http://127.0.0.1:{port}");
         let issuer = format!("{base}/oidc");
         let state = Arc::new(Mutex::new(OpState {
+            refresh_tokens: HashMap::new(),
+            used_refresh_tokens: Default::default(),
             keys: vec![TestKey::es384_a()],
             current: 0,
             grants: HashMap::new(),
@@ -346,6 +377,44 @@ impl FakeOp {
             },
         );
         code
+    }
+
+    /// Changes the user behind every outstanding refresh token (a profile or role change at
+    /// the provider).
+    pub fn replace_user_in_grants(&self, user: &TestUser) {
+        let mut s = self.state.lock().expect("lock");
+        for grant in s.refresh_tokens.values_mut() {
+            grant.user = user.clone();
+        }
+    }
+
+    /// A logout token as Logto sends it (`typ: logout+jwt`, 120 s), changed by `change`.
+    pub fn logout_token(
+        &self,
+        sub: Option<&str>,
+        sid: Option<&str>,
+        change: impl FnOnce(&mut Header, &mut Map<String, Value>),
+    ) -> String {
+        let now = jsonwebtoken::get_current_timestamp();
+        let mut claims = obj(json!({
+            "iss": self.issuer, "aud": CLIENT_ID, "iat": now, "exp": now + 120, "jti": random(),
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+        }));
+        if let Some(sub) = sub {
+            claims.insert("sub".into(), json!(sub));
+        }
+        if let Some(sid) = sid {
+            claims.insert("sid".into(), json!(sid));
+        }
+        let key = {
+            let s = self.state.lock().expect("lock");
+            s.keys[s.current].clone()
+        };
+        let mut header = Header::new(key.alg);
+        header.kid = Some(key.kid.clone());
+        header.typ = Some("logout+jwt".into());
+        change(&mut header, &mut claims);
+        jsonwebtoken::encode(&header, &claims, &key.encoding).expect("sign")
     }
 }
 
@@ -476,6 +545,9 @@ async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
     if basic_credentials(&req) != Some((CLIENT_ID.to_owned(), CLIENT_SECRET.to_owned())) {
         return HttpResponse::Unauthorized().json(json!({"error": "invalid_client"}));
     }
+    if params.get("grant_type").map(String::as_str) == Some("refresh_token") {
+        return refresh_grant(&params, &data, &behaviour).await;
+    }
     if params.get("grant_type").map(String::as_str) != Some("authorization_code") {
         return token_error("unsupported_grant_type");
     }
@@ -543,12 +615,21 @@ async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
     let mut response = json!({
         "access_token": access_token,
         "token_type": "Bearer",
-        "expires_in": 3600,
+        "expires_in": behaviour.access_token_ttl,
         "scope": grant.scope,
         "id_token": id_token,
     });
     if offline {
-        response["refresh_token"] = json!(random());
+        let refresh_token = random();
+        data.state.lock().expect("lock").refresh_tokens.insert(
+            refresh_token.clone(),
+            RefreshGrant {
+                user: grant.user.clone(),
+                nonce: grant.nonce.clone(),
+                scope: grant.scope.clone(),
+            },
+        );
+        response["refresh_token"] = json!(refresh_token);
     }
     match mode {
         TokenMode::NoIdToken => {
@@ -565,6 +646,85 @@ async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
         _ => {}
     }
     HttpResponse::Ok().json(response)
+}
+
+/// The refresh-token grant, rotating on every use like a public client at Logto; a rotated-away
+/// token presented again revokes the whole grant (Logto's reuse detection).
+async fn refresh_grant(
+    params: &HashMap<String, String>,
+    data: &Shared,
+    behaviour: &Behaviour,
+) -> HttpResponse {
+    let presented = params.get("refresh_token").cloned().unwrap_or_default();
+    let resource = params.get("resource").cloned();
+    let grant = {
+        let mut s = data.state.lock().expect("lock");
+        s.counters.refresh_grants += 1;
+        if let Some(r) = &resource {
+            s.counters.refresh_resources.push(r.clone());
+        }
+        if s.used_refresh_tokens.contains(&presented) {
+            s.counters.refresh_reuse += 1;
+            s.refresh_tokens.clear();
+            None
+        } else {
+            s.refresh_tokens.remove(&presented)
+        }
+    };
+    if !behaviour.refresh_delay.is_zero() {
+        tokio::time::sleep(behaviour.refresh_delay).await;
+    }
+    let Some(grant) = grant else {
+        return token_error("invalid_grant");
+    };
+    if behaviour.refresh_invalid_grant {
+        return token_error("invalid_grant");
+    }
+    if resource.is_some() && behaviour.refuse_resources {
+        return token_error("invalid_target");
+    }
+    let now = jsonwebtoken::get_current_timestamp();
+    let mut claims = grant.user.claims.clone();
+    claims.insert("iss".into(), json!(data.issuer));
+    claims.insert(
+        "sub".into(),
+        json!(
+            behaviour
+                .refresh_sub
+                .clone()
+                .unwrap_or_else(|| grant.user.sub.clone())
+        ),
+    );
+    claims.insert("aud".into(), json!(CLIENT_ID));
+    claims.insert("iat".into(), json!(now));
+    claims.insert("exp".into(), json!(now + 3600));
+    if let Some(nonce) = &grant.nonce {
+        claims.insert("nonce".into(), json!(nonce));
+    }
+    if let Some(sid) = &grant.user.sid {
+        claims.insert("sid".into(), json!(sid));
+    }
+    let key = {
+        let s = data.state.lock().expect("lock");
+        s.keys[s.current].clone()
+    };
+    let mut header = Header::new(key.alg);
+    header.kid = Some(key.kid.clone());
+    header.typ = None;
+    let id_token = jsonwebtoken::encode(&header, &claims, &key.encoding).expect("sign");
+    let access_token = random();
+    let rotated = random();
+    {
+        let mut s = data.state.lock().expect("lock");
+        s.used_refresh_tokens.insert(presented);
+        s.access_tokens
+            .insert(access_token.clone(), grant.user.clone());
+        s.refresh_tokens.insert(rotated.clone(), grant.clone());
+    }
+    HttpResponse::Ok().json(json!({
+        "access_token": access_token, "token_type": "Bearer", "expires_in": behaviour.access_token_ttl,
+        "refresh_token": rotated, "id_token": id_token, "scope": grant.scope,
+    }))
 }
 
 async fn userinfo(req: HttpRequest, data: web::Data<Shared>) -> HttpResponse {

@@ -3,8 +3,10 @@
 mod fake_op;
 mod helpers;
 
+mod backchannel;
 mod callback;
 mod id_token;
+mod lifecycle;
 mod pages;
 mod resilience;
 mod sessions;

@@ -1,0 +1,128 @@
+//! The signed-in user's own sessions: see them, sign out others.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::{CurrentUser, SignedInSession};
+use crate::error::{AppError, Result};
+use crate::routes::backchannel::revoke_in_background;
+use crate::routes::csrf;
+use crate::session::TypedSession;
+use crate::session::repo::{self as sessions, SessionInfo};
+use crate::startup::AppState;
+
+#[derive(Serialize)]
+struct SessionRow {
+    id: Uuid,
+    current: bool,
+    created_at: String,
+    last_seen_at: String,
+    expires_at: String,
+    device: String,
+    ip: String,
+}
+
+#[derive(Serialize)]
+struct SessionsPage {
+    sessions: Vec<SessionRow>,
+    others: usize,
+    csrf_token: String,
+}
+
+pub fn format_time(t: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
+}
+
+fn row(s: SessionInfo, current: Uuid) -> SessionRow {
+    SessionRow {
+        id: s.session_id,
+        current: s.session_id == current,
+        created_at: format_time(s.created_at),
+        last_seen_at: format_time(s.last_seen_at),
+        expires_at: format_time(s.expires_at),
+        device: s.user_agent.unwrap_or_else(|| "Unknown device".into()),
+        ip: s.client_ip.unwrap_or_default(),
+    }
+}
+
+pub async fn sessions_page(
+    state: web::Data<AppState>,
+    _user: CurrentUser,
+    me: SignedInSession,
+    session: TypedSession,
+) -> Result<HttpResponse> {
+    let list = sessions::list_for_user(&state.pool, me.user_id).await?;
+    let rows: Vec<SessionRow> = list.into_iter().map(|s| row(s, me.session_id)).collect();
+    let page = SessionsPage {
+        others: rows.iter().filter(|r| !r.current).count(),
+        sessions: rows,
+        csrf_token: session.csrf_token().unwrap_or_default(),
+    };
+    let html = crate::templates::render(&state.tera, "account_sessions.html", &page)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(html))
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf_token: String,
+}
+
+/// Signs out one of the user's other sessions.
+pub async fn sign_out_session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    me: SignedInSession,
+    session: TypedSession,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse> {
+    csrf::verify(&req, &state, &session, &form.csrf_token)?;
+    let target = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
+    if target == me.session_id {
+        return Err(AppError::BadRequest(
+            "Use Sign out to end this session.".into(),
+        ));
+    }
+    let ended = sessions::delete_for_user(&state.pool, me.user_id, Some(target), None).await?;
+    if ended.is_empty() {
+        return Err(AppError::NotFound);
+    }
+    tracing::info!(user_id = %me.user_id, session_id = %target, "user signed out one of their sessions");
+    revoke(&state, ended);
+    Ok(back())
+}
+
+/// Signs out every session of the user but this one.
+pub async fn sign_out_others(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    me: SignedInSession,
+    session: TypedSession,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse> {
+    csrf::verify(&req, &state, &session, &form.csrf_token)?;
+    let ended =
+        sessions::delete_for_user(&state.pool, me.user_id, None, Some(me.session_id)).await?;
+    tracing::info!(user_id = %me.user_id, count = ended.len(), "user signed out their other sessions");
+    revoke(&state, ended);
+    Ok(back())
+}
+
+fn revoke(state: &web::Data<AppState>, refresh_tokens: Vec<Option<String>>) {
+    if let Some(metadata) = state.provider.metadata() {
+        revoke_in_background(state.clone().into_inner(), metadata, refresh_tokens);
+    }
+}
+
+fn back() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/account/sessions"))
+        .finish()
+}

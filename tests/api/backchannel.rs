@@ -1,0 +1,371 @@
+//! Back-channel logout: every logout-token rule, session matching, replay, many instances.
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Map, Value, json};
+use sqlx::PgPool;
+
+use crate::fake_op::TestKey;
+use crate::helpers::*;
+
+async fn post_logout(app: &TestApp, body: String) -> reqwest::Response {
+    app.client
+        .post(app.url("/backchannel-logout"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("post")
+}
+
+fn form(token: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("logout_token", token)
+        .finish()
+}
+
+async fn signed_in_alice(pool: PgPool) -> TestApp {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    app
+}
+
+/// A logout token for alice changed by `change` must be refused with a 400 and end nothing.
+async fn assert_refused(change: impl FnOnce(&mut Header, &mut Map<String, Value>), pool: PgPool) {
+    let app = signed_in_alice(pool).await;
+    let token = app
+        .op
+        .logout_token(Some("alice0000001"), Some("sid-alice-1"), change);
+    let response = post_logout(&app, form(&token)).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let body: Value = response.json().await.expect("json error");
+    assert!(body["error"].is_string());
+    assert_eq!(app.me_status().await, 200, "the session survived");
+}
+
+#[sqlx::test]
+async fn a_valid_logout_token_with_sid_ends_only_that_session(pool: PgPool) {
+    let app = signed_in_alice(pool.clone()).await;
+    // Alice in a second browser, in another Logto session.
+    let other = spawn_app_with(pool, app.op.clone(), &[]).await;
+    let mut alice_elsewhere = TestUser::alice();
+    alice_elsewhere.sid = Some("sid-alice-2".into());
+    other.signed_in(&alice_elsewhere).await;
+
+    let token = app
+        .op
+        .logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
+    let response = post_logout(&app, form(&token)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    assert_eq!(app.me_status().await, 401);
+    assert_eq!(
+        other.me_status().await,
+        200,
+        "the other Logto session is untouched"
+    );
+}
+
+#[sqlx::test]
+async fn a_logout_token_with_only_sub_ends_all_sessions_of_the_user(pool: PgPool) {
+    let app = signed_in_alice(pool.clone()).await;
+    let other = spawn_app_with(pool, app.op.clone(), &[]).await;
+    other.signed_in(&TestUser::alice()).await;
+    let bob = spawn_app_with(app.pool.clone(), app.op.clone(), &[]).await;
+    bob.signed_in(&TestUser::named("bob000000001", "Bob")).await;
+
+    let token = app.op.logout_token(Some("alice0000001"), None, |_, _| {});
+    assert_eq!(post_logout(&app, form(&token)).await.status(), 200);
+    assert_eq!(app.me_status().await, 401);
+    assert_eq!(other.me_status().await, 401);
+    assert_eq!(bob.me_status().await, 200, "other users are untouched");
+}
+
+#[sqlx::test]
+async fn an_unknown_session_still_gets_200(pool: PgPool) {
+    let app = signed_in_alice(pool).await;
+    let token = app
+        .op
+        .logout_token(Some("nobody"), Some("no-such-sid"), |_, _| {});
+    assert_eq!(post_logout(&app, form(&token)).await.status(), 200);
+    assert_eq!(app.me_status().await, 200);
+}
+
+#[sqlx::test]
+async fn a_sid_of_another_user_ends_nothing(pool: PgPool) {
+    let app = signed_in_alice(pool).await;
+    let token = app
+        .op
+        .logout_token(Some("bob000000001"), Some("sid-alice-1"), |_, _| {});
+    assert_eq!(post_logout(&app, form(&token)).await.status(), 200);
+    assert_eq!(app.me_status().await, 200);
+}
+
+#[sqlx::test]
+async fn a_replayed_logout_token_is_refused(pool: PgPool) {
+    let app = signed_in_alice(pool).await;
+    let token = app
+        .op
+        .logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
+    assert_eq!(post_logout(&app, form(&token)).await.status(), 200);
+    app.signed_in(&TestUser::alice()).await;
+    assert_eq!(post_logout(&app, form(&token)).await.status(), 400);
+    assert_eq!(app.me_status().await, 200, "the replay had no effect");
+}
+
+#[sqlx::test]
+async fn unknown_claims_and_form_fields_are_ignored_and_cookies_are_not_needed(pool: PgPool) {
+    let app = signed_in_alice(pool).await;
+    let token = app
+        .op
+        .logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, c| {
+            c.insert("ignored_claim".into(), json!("x"));
+        });
+    let body = format!("ignored_parameter=1&{}", form(&token));
+    assert_eq!(post_logout(&app, body).await.status(), 200);
+    assert_eq!(app.me_status().await, 401);
+}
+
+#[sqlx::test]
+async fn alg_none_is_refused(pool: PgPool) {
+    let app = signed_in_alice(pool).await;
+    let token = app
+        .op
+        .logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
+    let payload = token.split('.').nth(1).expect("payload").to_owned();
+    use base64::Engine;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(br#"{"alg":"none","typ":"logout+jwt"}"#);
+    let response = post_logout(&app, form(&format!("{header}.{payload}."))).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(app.me_status().await, 200);
+}
+
+#[sqlx::test]
+async fn a_wrong_algorithm_is_refused(pool: PgPool) {
+    let app = signed_in_alice(pool).await;
+    let rsa = TestKey::rs256();
+    app.op.set_keys(vec![TestKey::es384_a(), rsa.clone()]);
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = json!({"iss": app.op.issuer, "aud": CLIENT_ID, "iat": now, "exp": now + 120, "jti": "j-rsa",
+        "sub": "alice0000001", "events": {"http://schemas.openid.net/event/backchannel-logout": {}}});
+    let mut header = Header::new(Algorithm::RS256);
+    header.typ = Some("logout+jwt".into());
+    header.kid = Some(rsa.kid.clone());
+    let token = jsonwebtoken::encode(&header, &claims, &rsa.encoding).expect("sign");
+    assert_eq!(
+        post_logout(&app, form(&token)).await.status(),
+        400,
+        "RS256 is not advertised"
+    );
+    assert_eq!(app.me_status().await, 200);
+}
+
+#[sqlx::test]
+async fn hs256_keyed_with_the_client_secret_is_refused(pool: PgPool) {
+    let app = signed_in_alice(pool).await;
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = json!({"iss": app.op.issuer, "aud": CLIENT_ID, "iat": now, "exp": now + 120, "jti": "j-hs",
+        "sub": "alice0000001", "events": {"http://schemas.openid.net/event/backchannel-logout": {}}});
+    let mut header = Header::new(Algorithm::HS256);
+    header.typ = Some("logout+jwt".into());
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(CLIENT_SECRET.as_bytes()),
+    )
+    .expect("sign");
+    assert_eq!(post_logout(&app, form(&token)).await.status(), 400);
+    assert_eq!(app.me_status().await, 200);
+}
+
+#[sqlx::test]
+async fn a_bad_signature_is_refused(pool: PgPool) {
+    let app = signed_in_alice(pool).await;
+    let token = app
+        .op
+        .logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
+    let (rest, sig) = token.rsplit_once('.').expect("jws");
+    let flipped: String = sig.chars().rev().collect();
+    assert_eq!(
+        post_logout(&app, form(&format!("{rest}.{flipped}")))
+            .await
+            .status(),
+        400
+    );
+    assert_eq!(app.me_status().await, 200);
+}
+
+#[sqlx::test]
+async fn wrong_issuer_is_refused(pool: PgPool) {
+    assert_refused(
+        |_, c| drop(c.insert("iss".into(), json!("https://evil.example/oidc"))),
+        pool,
+    )
+    .await;
+}
+
+#[sqlx::test]
+async fn wrong_audience_is_refused(pool: PgPool) {
+    assert_refused(
+        |_, c| drop(c.insert("aud".into(), json!("another-client"))),
+        pool,
+    )
+    .await;
+}
+
+#[sqlx::test]
+async fn missing_events_is_refused(pool: PgPool) {
+    assert_refused(|_, c| drop(c.remove("events")), pool).await;
+}
+
+#[sqlx::test]
+async fn a_wrong_event_is_refused(pool: PgPool) {
+    assert_refused(
+        |_, c| {
+            drop(c.insert(
+                "events".into(),
+                json!({"http://schemas.openid.net/event/foobar": {}}),
+            ))
+        },
+        pool,
+    )
+    .await;
+}
+
+#[sqlx::test]
+async fn a_nonce_is_refused(pool: PgPool) {
+    assert_refused(|_, c| drop(c.insert("nonce".into(), json!("n"))), pool).await;
+}
+
+#[sqlx::test]
+async fn neither_sid_nor_sub_is_refused(pool: PgPool) {
+    assert_refused(
+        |_, c| {
+            c.remove("sid");
+            c.remove("sub");
+        },
+        pool,
+    )
+    .await;
+}
+
+#[sqlx::test]
+async fn an_expired_token_is_refused(pool: PgPool) {
+    assert_refused(
+        |_, c| {
+            let now = jsonwebtoken::get_current_timestamp();
+            c.insert("iat".into(), json!(now - 600));
+            c.insert("exp".into(), json!(now - 300));
+        },
+        pool,
+    )
+    .await;
+}
+
+#[sqlx::test]
+async fn a_missing_exp_is_refused(pool: PgPool) {
+    assert_refused(|_, c| drop(c.remove("exp")), pool).await;
+}
+
+#[sqlx::test]
+async fn a_missing_iat_is_refused(pool: PgPool) {
+    assert_refused(|_, c| drop(c.remove("iat")), pool).await;
+}
+
+#[sqlx::test]
+async fn a_missing_jti_is_refused(pool: PgPool) {
+    assert_refused(|_, c| drop(c.remove("jti")), pool).await;
+}
+
+#[sqlx::test]
+async fn an_id_token_type_is_refused(pool: PgPool) {
+    assert_refused(|h, _| h.typ = Some("JWT".into()), pool).await;
+}
+
+#[sqlx::test]
+async fn a_missing_typ_is_refused(pool: PgPool) {
+    assert_refused(|h, _| h.typ = None, pool).await;
+}
+
+#[sqlx::test]
+async fn malformed_requests_are_a_400_json(pool: PgPool) {
+    let app = signed_in_alice(pool).await;
+    for body in [
+        "",
+        "logout_token=",
+        "logout_token=a.b.c",
+        "logout_token=x&logout_token=y",
+        "%%%",
+    ] {
+        let response = post_logout(&app, body.to_owned()).await;
+        assert_eq!(response.status(), 400, "{body:?}");
+        let json: Value = response.json().await.expect("json");
+        assert!(json["error"].is_string());
+    }
+    let response = app
+        .client
+        .post(app.url("/backchannel-logout"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 400);
+    let huge = format!("logout_token={}", "a".repeat(200_000));
+    let status = post_logout(&app, huge).await.status().as_u16();
+    assert!(status == 400 || status == 413, "{status}");
+    assert_eq!(app.me_status().await, 200);
+}
+
+#[sqlx::test]
+async fn a_database_failure_is_never_a_200(pool: PgPool) {
+    let app = signed_in_alice(pool.clone()).await;
+    let token = app
+        .op
+        .logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
+    pool.close().await;
+    let response = post_logout(&app, form(&token)).await;
+    assert_eq!(response.status(), 400);
+}
+
+#[sqlx::test]
+async fn two_instances_behave_as_one(pool: PgPool) {
+    // Sign in on A, use on B, back-channel logout received by B: the cookie is anonymous on A.
+    let a = spawn_app(pool.clone()).await;
+    a.signed_in(&TestUser::alice()).await;
+    let b = spawn_app_with(pool, a.op.clone(), &[]).await;
+    b.set_cookie(a.cookie());
+    assert_eq!(b.me_status().await, 200);
+    let token =
+        a.op.logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
+    assert_eq!(post_logout(&b, form(&token)).await.status(), 200);
+    assert_eq!(a.me_status().await, 401);
+    assert_eq!(b.me_status().await, 401);
+}
+
+#[sqlx::test]
+async fn the_refresh_tokens_of_ended_sessions_are_revoked(pool: PgPool) {
+    let app = signed_in_alice(pool).await;
+    let token = app.op.logout_token(Some("alice0000001"), None, |_, _| {});
+    assert_eq!(post_logout(&app, form(&token)).await.status(), 200);
+    for _ in 0..50 {
+        if !app.op.counters().revoked.is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the refresh token was not revoked");
+}

@@ -1,0 +1,321 @@
+//! Refresh and access tokens, the user's own sessions, and the expiry sweeper.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+async fn expire_access_token(app: &TestApp) {
+    sqlx::query("update sessions set access_token_expires_at = now() + interval '10 seconds'")
+        .execute(&app.pool)
+        .await
+        .expect("age the access token");
+}
+
+async fn access_token(app: &TestApp, query: &str) -> reqwest::Response {
+    app.get(&format!("/api/access-token{query}")).await
+}
+
+#[sqlx::test]
+async fn a_fresh_access_token_is_returned_without_a_refresh(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    let response = access_token(&app, "").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(body["expires_at"].as_i64().is_some_and(|e| e > 0));
+    assert_eq!(app.op.counters().refresh_grants, 0);
+}
+
+#[sqlx::test]
+async fn a_nearly_expired_access_token_is_refreshed_and_the_rotated_refresh_token_stored(
+    pool: PgPool,
+) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    let before: String = sqlx::query_scalar("select refresh_token from sessions")
+        .fetch_one(&app.pool)
+        .await
+        .expect("row");
+    expire_access_token(&app).await;
+    let body: Value = access_token(&app, "").await.json().await.expect("json");
+    assert_eq!(app.op.counters().refresh_grants, 1);
+    let (after, access): (String, String) =
+        sqlx::query_as("select refresh_token, access_token from sessions")
+            .fetch_one(&app.pool)
+            .await
+            .expect("row");
+    assert_ne!(before, after, "the rotated refresh token was stored");
+    assert_eq!(body["access_token"], access.as_str());
+    // The next call uses the new token without another refresh.
+    assert_eq!(access_token(&app, "").await.status(), 200);
+    assert_eq!(app.op.counters().refresh_grants, 1);
+}
+
+#[sqlx::test]
+async fn concurrent_requests_cause_exactly_one_refresh(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    app.op.set(|b| b.refresh_delay = Duration::from_millis(300));
+    expire_access_token(&app).await;
+    let (a, b, c) = tokio::join!(
+        access_token(&app, ""),
+        access_token(&app, ""),
+        access_token(&app, "")
+    );
+    for r in [a, b, c] {
+        assert_eq!(r.status(), 200);
+    }
+    let counters = app.op.counters();
+    assert_eq!(
+        counters.refresh_grants, 1,
+        "one refresh-token use at the provider"
+    );
+    assert_eq!(counters.refresh_reuse, 0);
+}
+
+#[sqlx::test]
+async fn concurrent_refreshes_on_two_instances_are_serialised(pool: PgPool) {
+    let a = spawn_app(pool.clone()).await;
+    a.signed_in(&TestUser::alice()).await;
+    let b = spawn_app_with(pool, a.op.clone(), &[]).await;
+    b.set_cookie(a.cookie());
+    a.op.set(|x| x.refresh_delay = Duration::from_millis(300));
+    expire_access_token(&a).await;
+    let (ra, rb) = tokio::join!(access_token(&a, ""), access_token(&b, ""));
+    assert_eq!((ra.status().as_u16(), rb.status().as_u16()), (200, 200));
+    assert_eq!(a.op.counters().refresh_grants, 1);
+    assert_eq!(a.op.counters().refresh_reuse, 0);
+}
+
+#[sqlx::test]
+async fn invalid_grant_ends_the_session(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    app.op.set(|b| b.refresh_invalid_grant = true);
+    expire_access_token(&app).await;
+    assert_eq!(access_token(&app, "").await.status(), 401);
+    assert_eq!(app.me_status().await, 401);
+    assert_eq!(
+        app.count("select count(*) from sessions where user_id is not null")
+            .await,
+        0
+    );
+}
+
+#[sqlx::test]
+async fn a_refreshed_id_token_for_another_subject_ends_the_session(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    app.op.set(|b| b.refresh_sub = Some("mallory00001".into()));
+    expire_access_token(&app).await;
+    assert_eq!(access_token(&app, "").await.status(), 401);
+    assert_eq!(app.me_status().await, 401);
+}
+
+#[sqlx::test]
+async fn a_refresh_updates_roles_and_profile(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    // The provider now reports no admin role and a new name for alice's grant.
+    let mut changed = TestUser::alice();
+    changed.claims.insert("roles".into(), serde_json::json!([]));
+    changed
+        .claims
+        .insert("name".into(), serde_json::json!("Alice Demoted"));
+    app.op.replace_user_in_grants(&changed);
+    expire_access_token(&app).await;
+    assert_eq!(access_token(&app, "").await.status(), 200);
+    let me: Value = app.get("/api/me").await.json().await.expect("json");
+    assert_eq!(me["roles"], serde_json::json!([]));
+    assert_eq!(me["name"], "Alice Demoted");
+}
+
+#[sqlx::test]
+async fn resource_tokens_are_fetched_with_rfc8707_and_cached(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    let query = "?resource=https%3A%2F%2Fapi.example.com";
+    let first: Value = access_token(&app, query).await.json().await.expect("json");
+    let second: Value = access_token(&app, query).await.json().await.expect("json");
+    assert_eq!(
+        first["access_token"], second["access_token"],
+        "cached until near expiry"
+    );
+    let counters = app.op.counters();
+    assert_eq!(counters.refresh_grants, 1);
+    assert_eq!(
+        counters.refresh_resources,
+        vec!["https://api.example.com".to_owned()]
+    );
+    // An organization token is a different audience.
+    assert_eq!(
+        access_token(&app, "?organization_id=org1").await.status(),
+        200
+    );
+    assert_eq!(app.op.counters().refresh_grants, 2);
+}
+
+#[sqlx::test]
+async fn a_refused_resource_is_a_clear_4xx(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    app.op.set(|b| b.refuse_resources = true);
+    let response = access_token(&app, "?resource=https%3A%2F%2Funknown.example.com").await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("invalid_target")),
+        "{body}"
+    );
+    assert_eq!(
+        app.me_status().await,
+        200,
+        "a refused resource does not end the session"
+    );
+    for bad in [
+        "?resource=not-a-uri",
+        "?resource=https%3A%2F%2Fa&organization_id=o",
+    ] {
+        assert_eq!(access_token(&app, bad).await.status(), 400, "{bad}");
+    }
+}
+
+#[sqlx::test]
+async fn access_tokens_are_for_same_origin_callers_only(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    assert_eq!(access_token(&app, "").await.status(), 401);
+    app.signed_in(&TestUser::alice()).await;
+    let cookie = format!(
+        "{}={}",
+        logto_signin::startup::SESSION_COOKIE,
+        app.cookie().expect("cookie")
+    );
+    for (name, value) in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let response = app
+            .client
+            .get(app.url("/api/access-token"))
+            .header("cookie", &cookie)
+            .header(name, value)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), 403, "{name}: {value}");
+    }
+}
+
+#[sqlx::test]
+async fn users_see_their_sessions_and_sign_out_the_others(pool: PgPool) {
+    let laptop = spawn_app(pool.clone()).await;
+    laptop.signed_in(&TestUser::alice()).await;
+    let phone = spawn_app_with(pool, laptop.op.clone(), &[]).await;
+    phone.signed_in(&TestUser::alice()).await;
+
+    let html = laptop
+        .get("/account/sessions")
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert_eq!(html.matches("<tr").count() - 1, 2, "two sessions listed");
+    assert!(html.contains("This session"));
+    let csrf = crate::sign_in::csrf_token_from_home(&laptop).await;
+
+    // Without the token nothing happens.
+    let response = laptop
+        .post_form(
+            "/account/sessions/sign-out-others",
+            &[("csrf_token", "nope")],
+        )
+        .await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(phone.me_status().await, 200);
+
+    let response = laptop
+        .post_form(
+            "/account/sessions/sign-out-others",
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(phone.me_status().await, 401);
+    assert_eq!(laptop.me_status().await, 200);
+}
+
+#[sqlx::test]
+async fn a_user_can_sign_out_one_other_session_but_not_someone_elses(pool: PgPool) {
+    let laptop = spawn_app(pool.clone()).await;
+    laptop.signed_in(&TestUser::alice()).await;
+    let phone = spawn_app_with(pool.clone(), laptop.op.clone(), &[]).await;
+    phone.signed_in(&TestUser::alice()).await;
+    let bob = spawn_app_with(pool.clone(), laptop.op.clone(), &[]).await;
+    bob.signed_in(&TestUser::named("bob000000001", "Bob")).await;
+    let ids: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "select s.session_id, u.subject from sessions s join users u using (user_id) order by s.created_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("rows");
+    let phone_id = ids[1].0;
+    let bob_id = ids[2].0;
+    let csrf = crate::sign_in::csrf_token_from_home(&laptop).await;
+
+    let response = laptop
+        .post_form(
+            &format!("/account/sessions/{bob_id}/sign-out"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(
+        response.status(),
+        404,
+        "another user's session is not yours to end"
+    );
+    assert_eq!(bob.me_status().await, 200);
+
+    let response = laptop
+        .post_form(
+            &format!("/account/sessions/{phone_id}/sign-out"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(phone.me_status().await, 401);
+    assert_eq!(laptop.me_status().await, 200);
+}
+
+#[sqlx::test]
+async fn the_sweeper_deletes_only_expired_rows(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.signed_in(&TestUser::alice()).await;
+    app.begin_sign_in("/sign-in").await;
+    sqlx::query("insert into logout_token_jtis values ('\\x01', now() - interval '1 minute'), ('\\x02', now() + interval '1 minute')")
+        .execute(&pool)
+        .await
+        .expect("jtis");
+    // 2,500 expired sessions (more than two batches) and one live one.
+    sqlx::query(
+        "insert into sessions (key_hash, state, expires_at)
+         select sha256(i::text::bytea), '{}', now() - interval '1 second' from generate_series(1, 2500) i",
+    )
+    .execute(&pool)
+    .await
+    .expect("expired sessions");
+    sqlx::query("update pending_logins set expires_at = now() - interval '1 second'")
+        .execute(&pool)
+        .await
+        .expect("age");
+    let deleted = logto_signin::session::sweeper::sweep_all(&pool).await;
+    assert_eq!(deleted, 2500 + 1 + 1);
+    assert_eq!(app.count("select count(*) from sessions").await, 1);
+    assert_eq!(app.me_status().await, 200);
+    assert_eq!(app.count("select count(*) from logout_token_jtis").await, 1);
+}
