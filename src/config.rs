@@ -30,6 +30,12 @@ pub struct Settings {
     pub session_max_lifetime: Duration,
     /// Minimum time between two JWKS fetches triggered by an unknown `kid`.
     pub jwks_refetch_cooldown: Duration,
+    /// Users whose Logto `roles` claim contains this role are admins.
+    pub admin_role: String,
+    /// Logto user ids (`sub`) that are admins regardless of roles (bootstrap).
+    pub admin_subjects: Vec<String>,
+    /// Send `Server-Timing: app;dur=…` on every response (for benchmarks).
+    pub server_timing: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -117,6 +123,34 @@ impl Settings {
             None => Duration::from_secs(30),
             Some(v) => parse_duration("JWKS_REFETCH_COOLDOWN", &v)?,
         };
+        let admin_role = get("ADMIN_ROLE").unwrap_or("admin".into());
+        let admin_subjects: Vec<String> = get("ADMIN_SUBJECTS")
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(bad) = admin_subjects
+            .iter()
+            .find(|s| s.len() > 255 || s.chars().any(char::is_whitespace))
+        {
+            return Err(ConfigError::new(
+                "ADMIN_SUBJECTS",
+                format!("`{bad}` is not a Logto user id"),
+            ));
+        }
+        let server_timing = match get("SERVER_TIMING").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "SERVER_TIMING",
+                    format!("`{other}` is not true or false"),
+                ));
+            }
+        };
         if session_idle_timeout > session_max_lifetime {
             return Err(ConfigError::new(
                 "SESSION_IDLE_TIMEOUT",
@@ -138,6 +172,9 @@ impl Settings {
             session_idle_timeout,
             session_max_lifetime,
             jwks_refetch_cooldown,
+            admin_role,
+            admin_subjects,
+            server_timing,
         })
     }
 
@@ -316,6 +353,8 @@ mod tests {
             ("LOGTO_SCOPES", "profile email"),
             ("SESSION_IDLE_TIMEOUT", "7 days"),
             ("SESSION_MAX_LIFETIME", "0"),
+            ("ADMIN_SUBJECTS", "a b"),
+            ("SERVER_TIMING", "maybe"),
             ("DATABASE_URL", "mysql://x"),
         ] {
             let mut env = base();

@@ -36,6 +36,7 @@ pub struct AppState {
     pub provider: Arc<Provider>,
     pub jwks: JwksCache,
     pub headers: routes::headers::SecurityHeaders,
+    pub admin_counts: crate::admin::CountsCache,
 }
 
 pub struct Application {
@@ -91,6 +92,7 @@ impl Application {
             provider,
             jwks: JwksCache::new(settings.jwks_refetch_cooldown),
             headers: routes::headers::SecurityHeaders::new(&settings),
+            admin_counts: crate::admin::CountsCache::default(),
         });
         let key = Key::derive_from(settings.session_secret_bytes());
         let store = PgSessionStore::new(

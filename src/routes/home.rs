@@ -46,6 +46,7 @@ impl From<&User> for UserView {
 #[derive(Serialize)]
 struct HomePage {
     user: Option<UserView>,
+    is_admin: bool,
     csrf_token: Option<String>,
 }
 
@@ -56,6 +57,9 @@ pub async fn home(
 ) -> Result<HttpResponse> {
     let page = HomePage {
         user: user.as_ref().map(|u| UserView::from(&u.0)),
+        is_admin: user
+            .as_ref()
+            .is_some_and(|u| crate::admin::is_admin(&u.0, &state.settings)),
         csrf_token: session.csrf_token(),
     };
     let html = crate::templates::render(&state.tera, "home.html", &page)?;

@@ -1,6 +1,7 @@
 //! The route table.
 
 pub mod account;
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod backchannel;
@@ -24,6 +25,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/sign-out", web::post().to(auth::sign_out))
         .route("/api/me", web::get().to(api::me))
         .route("/api/access-token", web::get().to(api::access_token))
+        .route("/admin", web::get().to(admin::users_page))
+        .route("/admin/users/{id}", web::get().to(admin::user_page))
+        .route(
+            "/admin/users/{id}/sign-out-everywhere",
+            web::post().to(admin::sign_out_everywhere),
+        )
+        .route(
+            "/admin/sessions/{id}/revoke",
+            web::post().to(admin::revoke_session),
+        )
+        .route("/api/admin/users", web::get().to(admin::users_json))
         .route("/account/sessions", web::get().to(account::sessions_page))
         .route(
             "/account/sessions/sign-out-others",

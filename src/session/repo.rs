@@ -234,6 +234,8 @@ pub async fn sweep(pool: &PgPool, batch: i64) -> Result<u64, sqlx::Error> {
              select state_hash from pending_logins where expires_at < now() limit $1 for update skip locked)",
         "delete from logout_token_jtis where jti_hash in (
              select jti_hash from logout_token_jtis where expires_at < now() limit $1 for update skip locked)",
+        "delete from sign_in_events where ctid in (
+             select ctid from sign_in_events where at < now() - interval '30 days' limit $1 for update skip locked)",
     ] {
         total += sqlx::query(sql).bind(batch).execute(pool).await?.rows_affected();
     }

@@ -15,7 +15,8 @@ pub async fn upsert_on_sign_in(
     p: &Profile,
 ) -> Result<Uuid, sqlx::Error> {
     sqlx::query_scalar(
-        "insert into users (issuer, subject, name, username, email, email_verified, picture, roles,
+        "with upserted as (
+         insert into users (issuer, subject, name, username, email, email_verified, picture, roles,
                             identities, hf_user_id, hf_username, hf_avatar, claims)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          on conflict (issuer, subject) do update
@@ -24,8 +25,11 @@ pub async fn upsert_on_sign_in(
                 roles = excluded.roles, identities = excluded.identities,
                 hf_user_id = excluded.hf_user_id, hf_username = excluded.hf_username,
                 hf_avatar = excluded.hf_avatar, claims = excluded.claims,
-                last_sign_in_at = now(), sign_in_count = users.sign_in_count + 1, updated_at = now()
-         returning user_id",
+                last_sign_in_at = now(), sign_in_count = users.sign_in_count + 1, updated_at = now(),
+                last_activity_at = now()
+         returning user_id),
+         recorded as (insert into sign_in_events (user_id) select user_id from upserted)
+         select user_id from upserted",
     )
     .bind(issuer)
     .bind(subject)

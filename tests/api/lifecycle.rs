@@ -227,7 +227,9 @@ async fn users_see_their_sessions_and_sign_out_the_others(pool: PgPool) {
         .expect("html");
     assert_eq!(html.matches("<tr").count() - 1, 2, "two sessions listed");
     assert!(html.contains("This session"));
-    let csrf = crate::sign_in::csrf_token_from_home(&laptop).await;
+    let csrf = crate::sign_in::csrf_token_from_home(&laptop)
+        .await
+        .expect("csrf");
 
     // Without the token nothing happens.
     let response = laptop
@@ -266,7 +268,9 @@ async fn a_user_can_sign_out_one_other_session_but_not_someone_elses(pool: PgPoo
     .expect("rows");
     let phone_id = ids[1].0;
     let bob_id = ids[2].0;
-    let csrf = crate::sign_in::csrf_token_from_home(&laptop).await;
+    let csrf = crate::sign_in::csrf_token_from_home(&laptop)
+        .await
+        .expect("csrf");
 
     let response = laptop
         .post_form(

@@ -3,6 +3,7 @@
 mod fake_op;
 mod helpers;
 
+mod admin;
 mod backchannel;
 mod callback;
 mod id_token;

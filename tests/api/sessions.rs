@@ -198,7 +198,7 @@ async fn sign_out_without_a_valid_csrf_token_is_refused_and_changes_nothing(pool
     );
     assert_eq!(app.me_status().await, 200);
     // A right token from a foreign origin is refused as well.
-    let csrf = csrf_token_from_home(&app).await;
+    let csrf = csrf_token_from_home(&app).await.expect("csrf");
     let response = app
         .client
         .post(app.url("/sign-out"))

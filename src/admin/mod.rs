@@ -1,0 +1,105 @@
+//! The admin area: who may enter, and the cached headline counts.
+
+pub mod cursor;
+pub mod repo;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+
+use crate::auth::CurrentUser;
+use crate::config::Settings;
+use crate::error::AppError;
+use crate::startup::AppState;
+use crate::users::User;
+
+/// Counts older than this are recomputed (in the background; the page shows the time).
+pub const COUNTS_MAX_AGE: Duration = Duration::from_secs(10);
+
+/// A signed-in admin: the `roles` of their validated claims (refreshed at every sign-in and
+/// token refresh) contain `ADMIN_ROLE`, or their `sub` is in `ADMIN_SUBJECTS`. Checked on the
+/// server for every admin page, action and API call.
+pub struct AdminUser(pub User);
+
+pub fn is_admin(user: &User, settings: &Settings) -> bool {
+    let by_role = user.roles.contains(&settings.admin_role);
+    let by_subject =
+        user.issuer == settings.issuer() && settings.admin_subjects.contains(&user.subject);
+    by_role || by_subject
+}
+
+impl FromRequest for AdminUser {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = CurrentUser::from_request(req, payload);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let CurrentUser(user) = user.await?;
+            let state =
+                state.ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("BUG: no AppState")))?;
+            if is_admin(&user, &state.settings) {
+                Ok(AdminUser(user))
+            } else {
+                tracing::warn!(user_id = %user.user_id, "admin access denied");
+                Err(AppError::Forbidden)
+            }
+        })
+    }
+}
+
+/// The last computed counts and when.
+#[derive(Default)]
+pub struct CountsCache {
+    slot: Mutex<Option<(Instant, repo::Counts)>>,
+    refreshing: std::sync::atomic::AtomicBool,
+}
+
+impl CountsCache {
+    /// Fresh-enough counts: computed now if none exist, else the cached ones, with a background
+    /// refresh when they are older than [`COUNTS_MAX_AGE`] (so no page waits for the counts).
+    pub async fn get(
+        &self,
+        state: &web::Data<AppState>,
+    ) -> Result<(repo::Counts, Duration), sqlx::Error> {
+        use std::sync::atomic::Ordering;
+        let cached = self.slot.lock().ok().and_then(|s| s.clone());
+        match cached {
+            Some((at, counts)) => {
+                if at.elapsed() > COUNTS_MAX_AGE && !self.refreshing.swap(true, Ordering::AcqRel) {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        if let Ok(counts) = repo::counts(&state.pool).await
+                            && let Ok(mut slot) = state.admin_counts.slot.lock()
+                        {
+                            *slot = Some((Instant::now(), counts));
+                        }
+                        state
+                            .admin_counts
+                            .refreshing
+                            .store(false, Ordering::Release);
+                    });
+                }
+                Ok((counts, at.elapsed()))
+            }
+            None => {
+                let counts = repo::counts(&state.pool).await?;
+                if let Ok(mut slot) = self.slot.lock() {
+                    *slot = Some((Instant::now(), counts.clone()));
+                }
+                Ok((counts, Duration::ZERO))
+            }
+        }
+    }
+
+    /// Forgets the counts (after an admin action changed them).
+    pub fn invalidate(&self) {
+        if let Ok(mut slot) = self.slot.lock() {
+            *slot = None;
+        }
+    }
+}

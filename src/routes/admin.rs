@@ -1,0 +1,335 @@
+//! The admin pages and their JSON twin. Every handler takes `AdminUser`: the check runs on the
+//! server for each page, action and API call.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::admin::cursor::Cursor;
+use crate::admin::repo::{self, PAGE_SIZE, UserRow};
+use crate::admin::{AdminUser, repo::Counts};
+use crate::error::{AppError, Result};
+use crate::routes::account::format_time;
+use crate::routes::backchannel::revoke_in_background;
+use crate::routes::csrf;
+use crate::session::TypedSession;
+use crate::session::repo as sessions;
+use crate::startup::AppState;
+use crate::users::safe_image_url;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    q: Option<String>,
+    cursor: Option<String>,
+    /// Pages: `view=all` for every known user (default: signed-in users).
+    view: Option<String>,
+    /// JSON: `active=false` for every known user (default: true).
+    active: Option<bool>,
+}
+
+struct Listing {
+    active_only: bool,
+    search: Option<String>,
+    rows: Vec<UserRow>,
+    next_cursor: Option<String>,
+}
+
+async fn list(
+    state: &AppState,
+    active_only: bool,
+    q: Option<&str>,
+    cursor: Option<&str>,
+) -> Result<Listing> {
+    let search = q
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    if let Some(s) = &search
+        && (s.chars().count() > 100 || s.chars().any(char::is_control))
+    {
+        return Err(AppError::BadRequest(
+            "The search term must be at most 100 characters of text.".into(),
+        ));
+    }
+    let cursor = match cursor.filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(
+            Cursor::decode(c)
+                .ok_or_else(|| AppError::BadRequest("The page cursor is not valid.".into()))?,
+        ),
+    };
+    let mut rows = repo::list_users(&state.pool, active_only, search.as_deref(), cursor).await?;
+    let next_cursor = if rows.len() as i64 > PAGE_SIZE {
+        rows.truncate(PAGE_SIZE as usize);
+        rows.last().map(|r| {
+            Cursor {
+                activity_micros: i64::try_from(r.last_activity_at.unix_timestamp_nanos() / 1000)
+                    .unwrap_or(i64::MAX),
+                user_id: r.user_id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(Listing {
+        active_only,
+        search,
+        rows,
+        next_cursor,
+    })
+}
+
+#[derive(Serialize)]
+struct UserItem {
+    id: Uuid,
+    display_name: String,
+    username: Option<String>,
+    email: Option<String>,
+    avatar_url: Option<String>,
+    hf_username: Option<String>,
+    roles: Vec<String>,
+    first_seen: String,
+    last_sign_in: String,
+    last_activity: String,
+    active_sessions: i64,
+}
+
+fn item(r: UserRow) -> UserItem {
+    UserItem {
+        id: r.user_id,
+        display_name: r
+            .name
+            .clone()
+            .or_else(|| r.username.clone())
+            .or_else(|| r.email.clone())
+            .unwrap_or_else(|| r.subject.clone()),
+        username: r.username,
+        email: r.email,
+        avatar_url: safe_image_url(r.picture.as_deref()),
+        hf_username: r.hf_username,
+        roles: r.roles,
+        first_seen: format_time(r.first_seen_at),
+        last_sign_in: format_time(r.last_sign_in_at),
+        last_activity: format_time(r.last_activity_at),
+        active_sessions: r.active_sessions,
+    }
+}
+
+#[derive(Serialize)]
+struct UsersPage {
+    counts: Counts,
+    counts_age_secs: u64,
+    view: &'static str,
+    q: String,
+    users: Vec<UserItem>,
+    next_url: Option<String>,
+    first_url: Option<String>,
+}
+
+pub async fn users_page(
+    state: web::Data<AppState>,
+    admin: AdminUser,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse> {
+    let active_only = query.view.as_deref() != Some("all");
+    let listing = list(
+        &state,
+        active_only,
+        query.q.as_deref(),
+        query.cursor.as_deref(),
+    )
+    .await?;
+    let (counts, age) = state.admin_counts.get(&state).await?;
+    let view = if active_only { "active" } else { "all" };
+    let link = |cursor: Option<&str>| {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        s.append_pair("view", view);
+        if let Some(q) = &listing.search {
+            s.append_pair("q", q);
+        }
+        if let Some(c) = cursor {
+            s.append_pair("cursor", c);
+        }
+        format!("/admin?{}", s.finish())
+    };
+    let page = UsersPage {
+        counts,
+        counts_age_secs: age.as_secs(),
+        view,
+        q: listing.search.clone().unwrap_or_default(),
+        next_url: listing.next_cursor.as_deref().map(|c| link(Some(c))),
+        first_url: query.cursor.as_ref().map(|_| link(None)),
+        users: listing.rows.into_iter().map(item).collect(),
+    };
+    tracing::debug!(admin = %admin.0.user_id, "admin users page");
+    let html = crate::templates::render(&state.tera, "admin/users.html", &page)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(html))
+}
+
+#[derive(Serialize)]
+struct UsersJson {
+    users: Vec<UserRow>,
+    next_cursor: Option<String>,
+    active: bool,
+}
+
+pub async fn users_json(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse> {
+    let listing = list(
+        &state,
+        query.active.unwrap_or(true),
+        query.q.as_deref(),
+        query.cursor.as_deref(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(UsersJson {
+        users: listing.rows,
+        next_cursor: listing.next_cursor,
+        active: listing.active_only,
+    }))
+}
+
+#[derive(Serialize)]
+struct SessionItem {
+    id: Uuid,
+    created: String,
+    last_seen: String,
+    expires: String,
+    user_agent: String,
+    ip: String,
+    has_logto_sid: bool,
+}
+
+#[derive(Serialize)]
+struct UserPage {
+    id: Uuid,
+    display_name: String,
+    subject: String,
+    username: Option<String>,
+    email: Option<String>,
+    email_verified: bool,
+    avatar_url: Option<String>,
+    roles: Vec<String>,
+    hf_user_id: Option<String>,
+    hf_username: Option<String>,
+    hf_avatar_url: Option<String>,
+    first_seen: String,
+    last_sign_in: String,
+    last_activity: String,
+    sign_in_count: i64,
+    sessions: Vec<SessionItem>,
+    csrf_token: String,
+}
+
+pub async fn user_page(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    session: TypedSession,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let user_id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
+    let u = repo::user(&state.pool, user_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let list = sessions::list_for_user(&state.pool, user_id).await?;
+    let page = UserPage {
+        id: u.user_id,
+        display_name: u
+            .name
+            .clone()
+            .or_else(|| u.username.clone())
+            .or_else(|| u.email.clone())
+            .unwrap_or_else(|| u.subject.clone()),
+        subject: u.subject,
+        username: u.username,
+        email: u.email,
+        email_verified: u.email_verified,
+        avatar_url: safe_image_url(u.picture.as_deref()),
+        roles: u.roles,
+        hf_user_id: u.hf_user_id,
+        hf_username: u.hf_username,
+        hf_avatar_url: safe_image_url(u.hf_avatar.as_deref()),
+        first_seen: format_time(u.first_seen_at),
+        last_sign_in: format_time(u.last_sign_in_at),
+        last_activity: format_time(u.last_activity_at),
+        sign_in_count: u.sign_in_count,
+        sessions: list
+            .into_iter()
+            .map(|s| SessionItem {
+                id: s.session_id,
+                created: format_time(s.created_at),
+                last_seen: format_time(s.last_seen_at),
+                expires: format_time(s.expires_at),
+                user_agent: s.user_agent.unwrap_or_default(),
+                ip: s.client_ip.unwrap_or_default(),
+                has_logto_sid: s.has_logto_sid,
+            })
+            .collect(),
+        csrf_token: session.csrf_token().unwrap_or_default(),
+    };
+    let html = crate::templates::render(&state.tera, "admin/user.html", &page)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(html))
+}
+
+#[derive(Deserialize)]
+pub struct ActionForm {
+    csrf_token: String,
+}
+
+pub async fn revoke_session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    admin: AdminUser,
+    session: TypedSession,
+    path: web::Path<String>,
+    form: web::Form<ActionForm>,
+) -> Result<HttpResponse> {
+    csrf::verify(&req, &state, &session, &form.csrf_token)?;
+    let session_id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
+    let (user_id, refresh_token) = repo::revoke_session(&state.pool, session_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tracing::info!(admin = %admin.0.user_id, target_user = ?user_id, %session_id, "admin revoked a session");
+    revoke_tokens(&state, vec![refresh_token]);
+    state.admin_counts.invalidate();
+    Ok(back_to(user_id))
+}
+
+pub async fn sign_out_everywhere(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    admin: AdminUser,
+    session: TypedSession,
+    path: web::Path<String>,
+    form: web::Form<ActionForm>,
+) -> Result<HttpResponse> {
+    csrf::verify(&req, &state, &session, &form.csrf_token)?;
+    let user_id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
+    let ended = sessions::delete_for_user(&state.pool, user_id, None, None).await?;
+    tracing::info!(admin = %admin.0.user_id, target_user = %user_id, sessions = ended.len(), "admin signed a user out everywhere");
+    revoke_tokens(&state, ended);
+    state.admin_counts.invalidate();
+    Ok(back_to(Some(user_id)))
+}
+
+fn revoke_tokens(state: &web::Data<AppState>, refresh_tokens: Vec<Option<String>>) {
+    if let Some(metadata) = state.provider.metadata() {
+        revoke_in_background(state.clone().into_inner(), metadata, refresh_tokens);
+    }
+}
+
+fn back_to(user_id: Option<Uuid>) -> HttpResponse {
+    let location = user_id.map_or_else(|| "/admin".to_owned(), |id| format!("/admin/users/{id}"));
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
