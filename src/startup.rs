@@ -130,6 +130,7 @@ impl Application {
                 .wrap(session)
                 .wrap(from_fn(routes::headers::apply))
                 .wrap(from_fn(routes::errors::session_store_failure))
+                .wrap(from_fn(routes::headers::server_timing))
                 .wrap(TracingLogger::default())
                 .configure(routes::configure)
         })

@@ -1,7 +1,7 @@
 //! All SQL of the admin pages.
 
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::cursor::Cursor;
@@ -48,6 +48,12 @@ pub struct UserRow {
 /// One page of users, newest activity first, after `cursor`. `active_only` keeps users with at
 /// least one unexpired session. `search` is a case-insensitive substring of name, username or
 /// email. Returns up to `PAGE_SIZE + 1` rows (the extra one tells there is a next page).
+/// Up to this many matches of a search are ranked by activity in memory (only their ids and
+/// times); a broader term is answered by walking the activity index instead.
+const SELECTIVE_SEARCH_LIMIT: i64 = 50_000;
+/// A search first looks at this many users in activity order: a common term fills a page there.
+const SEARCH_WINDOW: i64 = 1000;
+
 #[tracing::instrument(name = "admin.list_users", skip_all)]
 pub async fn list_users(
     pool: &PgPool,
@@ -55,26 +61,143 @@ pub async fn list_users(
     search: Option<&str>,
     cursor: Option<Cursor>,
 ) -> Result<Vec<UserRow>, sqlx::Error> {
-    let pattern = search.map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
-    sqlx::query_as(
-        "select u.user_id, u.subject, u.name, u.username, u.email, u.picture, u.hf_username, u.roles,
-                u.first_seen_at, u.last_sign_in_at, u.last_activity_at,
-                (select count(*) from sessions s where s.user_id = u.user_id and s.expires_at > now()) as active_sessions
-           from users u
-          where (not $1 or u.sessions_expire_at > now())
-            and ($2::text is null or users_search_text(u.name, u.username, u.email) like $2)
-            and ($3::bigint is null
-                 or (u.last_activity_at, u.user_id) < (to_timestamp($3::float8 / 1000000), $4::uuid))
-          order by u.last_activity_at desc, u.user_id desc
-          limit $5",
+    let Some(term) = search else {
+        return page(pool, active_only, None, cursor, Strategy::ActivityIndex).await;
+    };
+    let pattern = format!("%{}%", escape_like(&term.to_lowercase()));
+    // 1. A common term fills a page within the most recently active users.
+    let recent = page(
+        pool,
+        active_only,
+        Some(&pattern),
+        cursor,
+        Strategy::RecentWindow,
     )
-    .bind(active_only)
-    .bind(pattern)
-    .bind(cursor.map(|c| c.activity_micros))
-    .bind(cursor.map(|c| c.user_id))
-    .bind(PAGE_SIZE + 1)
-    .fetch_all(pool)
+    .await?;
+    if recent.len() as i64 > PAGE_SIZE {
+        return Ok(recent);
+    }
+    // 2. A selective term: the trigram index finds every match, then they are sorted.
+    // 3. Otherwise (many matches, but sparse among recent users) walk the activity index.
+    let (ranked, matched) = ranked_matches(pool, active_only, &pattern, cursor).await?;
+    if matched <= SELECTIVE_SEARCH_LIMIT {
+        return Ok(ranked);
+    }
+    page(
+        pool,
+        active_only,
+        Some(&pattern),
+        cursor,
+        Strategy::ActivityIndex,
+    )
     .await
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Strategy {
+    /// Walk `users_activity_idx` newest first, filtering (broad or no search).
+    ActivityIndex,
+    /// Filter only the first `SEARCH_WINDOW` users in activity order.
+    RecentWindow,
+}
+
+const USER_COLUMNS: &str =
+    "u.user_id, u.subject, u.name, u.username, u.email, u.picture, u.hf_username, u.roles,
+     u.first_seen_at, u.last_sign_in_at, u.last_activity_at, u.search_text";
+
+/// One query per filter combination rather than `$n is null or …` guards: a generic plan with
+/// such guards can use neither the trigram nor the activity index. The CTEs are `materialized`
+/// so their LIMIT applies before anything else.
+async fn page(
+    pool: &PgPool,
+    active_only: bool,
+    pattern: Option<&str>,
+    cursor: Option<Cursor>,
+    strategy: Strategy,
+) -> Result<Vec<UserRow>, sqlx::Error> {
+    let mut sql = QueryBuilder::<Postgres>::new("with candidates as materialized (select ");
+    sql.push(USER_COLUMNS).push(" from users u where true");
+    match strategy {
+        Strategy::ActivityIndex => {
+            push_filters(&mut sql, active_only, pattern, cursor);
+            sql.push(" order by u.last_activity_at desc, u.user_id desc limit ")
+                .push_bind(PAGE_SIZE + 1);
+        }
+        Strategy::RecentWindow => {
+            push_filters(&mut sql, active_only, None, cursor);
+            sql.push(" order by u.last_activity_at desc, u.user_id desc limit ")
+                .push_bind(SEARCH_WINDOW);
+        }
+    }
+    sql.push(") select ").push(USER_COLUMNS).push(
+        ", (select count(*) from sessions s where s.user_id = u.user_id and s.expires_at > now()) as active_sessions
+           from candidates u where true",
+    );
+    if strategy == Strategy::RecentWindow {
+        push_filters(&mut sql, false, pattern, None);
+    }
+    sql.push(" order by u.last_activity_at desc, u.user_id desc limit ")
+        .push_bind(PAGE_SIZE + 1);
+    sql.build_query_as().fetch_all(pool).await
+}
+
+#[derive(sqlx::FromRow)]
+struct RankedRow {
+    #[sqlx(flatten)]
+    row: UserRow,
+    matched: i64,
+}
+
+/// Finds up to `SELECTIVE_SEARCH_LIMIT + 1` matches through the trigram index (ids and
+/// activity only), ranks them, and loads the page's rows. Also returns how many matched.
+async fn ranked_matches(
+    pool: &PgPool,
+    active_only: bool,
+    pattern: &str,
+    cursor: Option<Cursor>,
+) -> Result<(Vec<UserRow>, i64), sqlx::Error> {
+    let mut sql = QueryBuilder::<Postgres>::new(
+        "with matches as materialized (select u.user_id, u.last_activity_at from users u where true",
+    );
+    push_filters(&mut sql, active_only, Some(pattern), cursor);
+    sql.push(" limit ").push_bind(SELECTIVE_SEARCH_LIMIT + 1);
+    sql.push(
+        "), top as (select user_id from matches order by last_activity_at desc, user_id desc limit ",
+    )
+    .push_bind(PAGE_SIZE + 1)
+    .push(") select ")
+    .push(USER_COLUMNS)
+    .push(
+        ", (select count(*) from sessions s where s.user_id = u.user_id and s.expires_at > now()) as active_sessions,
+           (select count(*) from matches) as matched
+           from top join users u using (user_id)
+          order by u.last_activity_at desc, u.user_id desc",
+    );
+    let rows: Vec<RankedRow> = sql.build_query_as().fetch_all(pool).await?;
+    let matched = rows.first().map_or(0, |r| r.matched);
+    Ok((rows.into_iter().map(|r| r.row).collect(), matched))
+}
+
+fn push_filters(
+    sql: &mut QueryBuilder<Postgres>,
+    active_only: bool,
+    pattern: Option<&str>,
+    cursor: Option<Cursor>,
+) {
+    if active_only {
+        sql.push(" and u.sessions_expire_at > now()");
+    }
+    if let Some(pattern) = pattern {
+        sql.push(" and u.search_text like ")
+            .push_bind(pattern.to_owned());
+    }
+    if let Some(c) = cursor {
+        sql.push(" and (u.last_activity_at, u.user_id) < (to_timestamp(")
+            .push_bind(c.activity_micros as f64 / 1_000_000.0)
+            .push("), ")
+            .push_bind(c.user_id)
+            .push(")");
+    }
 }
 
 /// Escapes LIKE's wildcards so a search term matches literally.

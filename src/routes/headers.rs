@@ -77,3 +77,24 @@ pub fn decorate(headers: &mut HeaderMap, state: Option<&AppState>, is_static: bo
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 }
+
+/// `Server-Timing: app;dur=<ms>` (when `SERVER_TIMING=true`): the app's own time per request,
+/// as benchmarks measure it.
+pub async fn server_timing(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let enabled = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|s| s.settings.server_timing);
+    let started = std::time::Instant::now();
+    let mut res = next.call(req).await?;
+    if enabled {
+        let value = format!("app;dur={:.3}", started.elapsed().as_secs_f64() * 1000.0);
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            res.headers_mut()
+                .insert(HeaderName::from_static("server-timing"), value);
+        }
+    }
+    Ok(res)
+}
