@@ -21,16 +21,12 @@ const SECRET: &str = "bench-session-secret-0123456789-0123456789-0123456789-0123
 const SESSION_KEY: &str = "BenchAdminSessionKey0000000000000000000000000000000000000000000000";
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let base = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let users = env_or("BENCH_USERS", 1_000_000);
     let requests = env_or("BENCH_REQUESTS", 300);
     let keep = std::env::var("BENCH_KEEP_DB").is_ok();
@@ -42,32 +38,18 @@ async fn main() -> anyhow::Result<()> {
     };
     if !keep {
         let mut admin = PgConnection::connect(&base).await?;
-        admin
-            .execute(sqlx::AssertSqlSafe(format!(
-                "drop database if exists {DB_NAME} with (force)"
-            )))
-            .await?;
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("create database {DB_NAME}")))
-            .await?;
+        admin.execute(sqlx::AssertSqlSafe(format!("drop database if exists {DB_NAME} with (force)"))).await?;
+        admin.execute(sqlx::AssertSqlSafe(format!("create database {DB_NAME}"))).await?;
     }
-    let pool = PgPoolOptions::new()
-        .max_connections(16)
-        .connect(&url)
-        .await?;
+    let pool = PgPoolOptions::new().max_connections(16).connect(&url).await?;
     MIGRATOR.run(&pool).await?;
     if !keep {
         let started = Instant::now();
         seed(&pool, users).await?;
-        eprintln!(
-            "seeded {users} users and sessions in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
+        eprintln!("seeded {users} users and sessions in {:.1} s", started.elapsed().as_secs_f64());
     }
     let admin_id: uuid::Uuid =
-        sqlx::query_scalar("select user_id from users where subject = 'u1000'")
-            .fetch_one(&pool)
-            .await?;
+        sqlx::query_scalar("select user_id from users where subject = 'u1000'").fetch_one(&pool).await?;
     let cookie = admin_cookie(&pool, admin_id).await?;
 
     let settings = Settings::from_lookup(|k| match k {
@@ -81,28 +63,17 @@ async fn main() -> anyhow::Result<()> {
         "SERVER_TIMING" => Some("true".into()),
         _ => None,
     })?;
-    let app = Application::build(
-        settings,
-        pool.clone(),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
-    )
-    .await?;
+    let app = Application::build(settings, pool.clone(), concat!(env!("CARGO_MANIFEST_DIR"), "/templates")).await?;
     let base_url = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let get = |path: String| {
         let client = client.clone();
         let cookie = cookie.clone();
         let url = format!("{base_url}{path}");
         async move {
             let started = Instant::now();
-            let response = client
-                .get(url)
-                .header("cookie", format!("{SESSION_COOKIE}={cookie}"))
-                .send()
-                .await?;
+            let response = client.get(url).header("cookie", format!("{SESSION_COOKIE}={cookie}")).send().await?;
             let status = response.status().as_u16();
             let server = response
                 .headers()
@@ -120,11 +91,8 @@ async fn main() -> anyhow::Result<()> {
     let mut cursor = String::new();
     let mut cursors = vec![];
     for _ in 0..20 {
-        let path = if cursor.is_empty() {
-            "/api/admin/users".to_owned()
-        } else {
-            format!("/api/admin/users?cursor={cursor}")
-        };
+        let path =
+            if cursor.is_empty() { "/api/admin/users".to_owned() } else { format!("/api/admin/users?cursor={cursor}") };
         let (_, _, _, body) = get(path).await?;
         let json: serde_json::Value = serde_json::from_str(&body)?;
         cursor = json["next_cursor"].as_str().unwrap_or_default().to_owned();
@@ -137,57 +105,28 @@ async fn main() -> anyhow::Result<()> {
 
     let cases: Vec<(&str, String)> = vec![
         ("GET /admin (signed in now, page 1)", "/admin".into()),
-        (
-            "GET /admin page 2 (cursor)",
-            format!("/admin?view=active&cursor={}", cursors[0]),
-        ),
-        (
-            "GET /admin page 21 (cursor)",
-            format!("/admin?view=active&cursor={}", cursors[19]),
-        ),
+        ("GET /admin page 2 (cursor)", format!("/admin?view=active&cursor={}", cursors[0])),
+        ("GET /admin page 21 (cursor)", format!("/admin?view=active&cursor={}", cursors[19])),
         ("GET /admin?view=all", "/admin?view=all".into()),
-        (
-            "GET /admin?q=user7777 (selective)",
-            "/admin?q=user7777".into(),
-        ),
-        (
-            "GET /admin?q=garcia (20% of users)",
-            "/admin?q=garcia".into(),
-        ),
-        (
-            "GET /admin?q=no-such-user (no match)",
-            "/admin?q=no-such-user".into(),
-        ),
-        (
-            "GET /admin?q=ith (3 letters, 20% of users)",
-            "/admin?q=ith".into(),
-        ),
-        (
-            "GET /admin?q=user12 (1% of users)",
-            "/admin?q=user12".into(),
-        ),
+        ("GET /admin?q=user7777 (selective)", "/admin?q=user7777".into()),
+        ("GET /admin?q=garcia (20% of users)", "/admin?q=garcia".into()),
+        ("GET /admin?q=no-such-user (no match)", "/admin?q=no-such-user".into()),
+        ("GET /admin?q=ith (3 letters, 20% of users)", "/admin?q=ith".into()),
+        ("GET /admin?q=user12 (1% of users)", "/admin?q=user12".into()),
         ("GET /admin/users/{id}", format!("/admin/users/{some_user}")),
         ("GET /api/admin/users", "/api/admin/users".into()),
-        (
-            "GET /api/admin/users?active=false",
-            "/api/admin/users?active=false".into(),
-        ),
+        ("GET /api/admin/users?active=false", "/api/admin/users?active=false".into()),
         (
             "GET /api/admin/users?q=example.com&cursor=…",
             format!("/api/admin/users?q=example.com&cursor={}", cursors[0]),
         ),
-        (
-            "GET /api/admin/users?q=user4242",
-            "/api/admin/users?q=user4242".into(),
-        ),
+        ("GET /api/admin/users?q=user4242", "/api/admin/users?q=user4242".into()),
     ];
 
     println!(
         "\nAdmin pages with {users} users and {users} active sessions; {requests} sequential requests per row after 30 warm-up requests."
     );
-    println!(
-        "Times are the app's own (Server-Timing), in ms; the client column adds loopback HTTP.\n"
-    );
+    println!("Times are the app's own (Server-Timing), in ms; the client column adds loopback HTTP.\n");
     println!("| request | status | p50 | p95 | p99 | max | client p95 |");
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
     for (name, path) in cases {
@@ -203,10 +142,7 @@ async fn main() -> anyhow::Result<()> {
             server.push(dur);
             client_side.push(elapsed.as_secs_f64() * 1000.0);
         }
-        anyhow::ensure!(
-            status == 200,
-            "{name} answered {status}: the benchmark measures only successful pages"
-        );
+        anyhow::ensure!(status == 200, "{name} answered {status}: the benchmark measures only successful pages");
         server.sort_by(f64::total_cmp);
         client_side.sort_by(f64::total_cmp);
         let q = |v: &[f64], p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
@@ -234,11 +170,9 @@ async fn seed(pool: &PgPool, users: usize) -> anyhow::Result<()> {
     .fetch_all(&mut *conn)
     .await?;
     for (name, _) in &indexes {
-        conn.execute(sqlx::AssertSqlSafe(format!("drop index {name}")))
-            .await?;
+        conn.execute(sqlx::AssertSqlSafe(format!("drop index {name}"))).await?;
     }
-    conn.execute("set session_replication_role = replica")
-        .await?;
+    conn.execute("set session_replication_role = replica").await?;
     sqlx::query(
         "insert into users (issuer, subject, name, username, email, email_verified, picture, roles,
                             hf_username, first_seen_at, last_sign_in_at, last_activity_at, sessions_expire_at, sign_in_count)
@@ -273,11 +207,9 @@ async fn seed(pool: &PgPool, users: usize) -> anyhow::Result<()> {
     )
     .execute(&mut *conn)
     .await?;
-    conn.execute("set session_replication_role = origin")
-        .await?;
+    conn.execute("set session_replication_role = origin").await?;
     for (_, definition) in &indexes {
-        conn.execute(sqlx::AssertSqlSafe(definition.clone()))
-            .await?;
+        conn.execute(sqlx::AssertSqlSafe(definition.clone())).await?;
     }
     conn.execute("vacuum analyze users").await?;
     conn.execute("vacuum analyze sessions").await?;
@@ -307,15 +239,7 @@ async fn admin_cookie(pool: &PgPool, admin_id: uuid::Uuid) -> anyhow::Result<Str
     .await?;
     let key = Key::derive_from(SECRET.as_bytes());
     let mut jar = CookieJar::new();
-    jar.private_mut(&key)
-        .add(Cookie::new(SESSION_COOKIE, SESSION_KEY));
-    let cookie = jar
-        .get(SESSION_COOKIE)
-        .ok_or_else(|| anyhow::anyhow!("cookie"))?;
-    Ok(cookie
-        .encoded()
-        .to_string()
-        .split_once('=')
-        .map(|(_, v)| v.to_owned())
-        .unwrap_or_default())
+    jar.private_mut(&key).add(Cookie::new(SESSION_COOKIE, SESSION_KEY));
+    let cookie = jar.get(SESSION_COOKIE).ok_or_else(|| anyhow::anyhow!("cookie"))?;
+    Ok(cookie.encoded().to_string().split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default())
 }

@@ -47,10 +47,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(var: &'static str, problem: impl Into<String>) -> Self {
-        Self {
-            var,
-            problem: problem.into(),
-        }
+        Self { var, problem: problem.into() }
     }
 }
 
@@ -62,39 +59,27 @@ impl Settings {
 
     /// Reads settings through `lookup`, so tests can pass a map instead of the environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let required = |name: &'static str| {
-            get(name).ok_or_else(|| ConfigError::new(name, "is required but not set"))
-        };
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let required = |name: &'static str| get(name).ok_or_else(|| ConfigError::new(name, "is required but not set"));
 
         let logto_endpoint = parse_base_url("LOGTO_ENDPOINT", &required("LOGTO_ENDPOINT")?)?;
-        let logto_internal_endpoint = get("LOGTO_INTERNAL_ENDPOINT")
-            .map(|v| parse_base_url("LOGTO_INTERNAL_ENDPOINT", &v))
-            .transpose()?;
+        let logto_internal_endpoint =
+            get("LOGTO_INTERNAL_ENDPOINT").map(|v| parse_base_url("LOGTO_INTERNAL_ENDPOINT", &v)).transpose()?;
         let logto_app_id = required("LOGTO_APP_ID")?;
         let logto_app_secret = SecretString::from(required("LOGTO_APP_SECRET")?);
         let logto_scopes = parse_scopes(&get("LOGTO_SCOPES").unwrap_or(DEFAULT_SCOPES.into()))?;
-        let app_base_url = parse_base_url(
-            "APP_BASE_URL",
-            &get("APP_BASE_URL").unwrap_or("http://localhost:3000".into()),
-        )?;
+        let app_base_url =
+            parse_base_url("APP_BASE_URL", &get("APP_BASE_URL").unwrap_or("http://localhost:3000".into()))?;
         let host = get("HOST").unwrap_or("127.0.0.1".into());
         let port = match get("PORT") {
             None => 3000,
-            Some(v) => v.parse::<u16>().map_err(|_| {
-                ConfigError::new("PORT", format!("`{v}` is not a port number (0-65535)"))
-            })?,
+            Some(v) => v
+                .parse::<u16>()
+                .map_err(|_| ConfigError::new("PORT", format!("`{v}` is not a port number (0-65535)")))?,
         };
         let database_url = required("DATABASE_URL")?;
         if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-            return Err(ConfigError::new(
-                "DATABASE_URL",
-                "must start with postgres:// or postgresql://",
-            ));
+            return Err(ConfigError::new("DATABASE_URL", "must start with postgres:// or postgresql://"));
         }
         let session_secret = required("SESSION_SECRET").map_err(|_| {
             ConfigError::new(
@@ -125,37 +110,20 @@ impl Settings {
         };
         let admin_role = get("ADMIN_ROLE").unwrap_or("admin".into());
         let admin_subjects: Vec<String> = get("ADMIN_SUBJECTS")
-            .map(|v| {
-                v.split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
+            .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
             .unwrap_or_default();
-        if let Some(bad) = admin_subjects
-            .iter()
-            .find(|s| s.len() > 255 || s.chars().any(char::is_whitespace))
-        {
-            return Err(ConfigError::new(
-                "ADMIN_SUBJECTS",
-                format!("`{bad}` is not a Logto user id"),
-            ));
+        if let Some(bad) = admin_subjects.iter().find(|s| s.len() > 255 || s.chars().any(char::is_whitespace)) {
+            return Err(ConfigError::new("ADMIN_SUBJECTS", format!("`{bad}` is not a Logto user id")));
         }
         let server_timing = match get("SERVER_TIMING").as_deref() {
             None | Some("false") | Some("0") => false,
             Some("true") | Some("1") => true,
             Some(other) => {
-                return Err(ConfigError::new(
-                    "SERVER_TIMING",
-                    format!("`{other}` is not true or false"),
-                ));
+                return Err(ConfigError::new("SERVER_TIMING", format!("`{other}` is not true or false")));
             }
         };
         if session_idle_timeout > session_max_lifetime {
-            return Err(ConfigError::new(
-                "SESSION_IDLE_TIMEOUT",
-                "must not be longer than SESSION_MAX_LIFETIME",
-            ));
+            return Err(ConfigError::new("SESSION_IDLE_TIMEOUT", "must not be longer than SESSION_MAX_LIFETIME"));
         }
 
         Ok(Self {
@@ -180,22 +148,13 @@ impl Settings {
 
     /// The issuer Logto must present, exactly: `${LOGTO_ENDPOINT}/oidc`.
     pub fn issuer(&self) -> String {
-        format!(
-            "{}/oidc",
-            self.logto_endpoint.as_str().trim_end_matches('/')
-        )
+        format!("{}/oidc", self.logto_endpoint.as_str().trim_end_matches('/'))
     }
 
     /// Where discovery is fetched from (through the internal endpoint when set).
     pub fn discovery_url(&self) -> String {
-        let base = self
-            .logto_internal_endpoint
-            .as_ref()
-            .unwrap_or(&self.logto_endpoint);
-        format!(
-            "{}/oidc/.well-known/openid-configuration",
-            base.as_str().trim_end_matches('/')
-        )
+        let base = self.logto_internal_endpoint.as_ref().unwrap_or(&self.logto_endpoint);
+        format!("{}/oidc/.well-known/openid-configuration", base.as_str().trim_end_matches('/'))
     }
 
     pub fn redirect_uri(&self) -> String {
@@ -225,8 +184,7 @@ impl Settings {
 }
 
 fn parse_base_url(var: &'static str, value: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(value)
-        .map_err(|e| ConfigError::new(var, format!("`{value}` is not a URL ({e})")))?;
+    let url = Url::parse(value).map_err(|e| ConfigError::new(var, format!("`{value}` is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ConfigError::new(var, "must be an http:// or https:// URL"));
     }
@@ -244,26 +202,15 @@ fn parse_scopes(value: &str) -> Result<Vec<String>, ConfigError> {
     if !scopes.iter().any(|s| s == "openid") {
         return Err(ConfigError::new("LOGTO_SCOPES", "must include `openid`"));
     }
-    if let Some(bad) = scopes.iter().find(|s| {
-        !s.chars()
-            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
-    }) {
-        return Err(ConfigError::new(
-            "LOGTO_SCOPES",
-            format!("`{bad}` is not a valid scope"),
-        ));
+    if let Some(bad) = scopes.iter().find(|s| !s.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')) {
+        return Err(ConfigError::new("LOGTO_SCOPES", format!("`{bad}` is not a valid scope")));
     }
     Ok(scopes)
 }
 
 /// Parses `90`, `90s`, `15m`, `12h` or `7d` into a duration of at least one second.
 pub fn parse_duration(var: &'static str, value: &str) -> Result<Duration, ConfigError> {
-    let bad = || {
-        ConfigError::new(
-            var,
-            format!("`{value}` is not a duration (e.g. 3600, 90s, 15m, 12h, 7d)"),
-        )
-    };
+    let bad = || ConfigError::new(var, format!("`{value}` is not a duration (e.g. 3600, 90s, 15m, 12h, 7d)"));
     let (digits, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => value.split_at(i),
         None => (value, "s"),
@@ -276,10 +223,7 @@ pub fn parse_duration(var: &'static str, value: &str) -> Result<Duration, Config
         "d" => 86_400,
         _ => return Err(bad()),
     };
-    let secs = n
-        .checked_mul(factor)
-        .filter(|s| *s > 0 && *s <= 10 * 365 * 86_400)
-        .ok_or_else(bad)?;
+    let secs = n.checked_mul(factor).filter(|s| *s > 0 && *s <= 10 * 365 * 86_400).ok_or_else(bad)?;
     Ok(Duration::from_secs(secs))
 }
 
@@ -294,10 +238,7 @@ mod tests {
             ("LOGTO_ENDPOINT", "http://localhost:3001".to_owned()),
             ("LOGTO_APP_ID", "app".to_owned()),
             ("LOGTO_APP_SECRET", "secret".to_owned()),
-            (
-                "DATABASE_URL",
-                "postgres://postgres@127.0.0.1/app".to_owned(),
-            ),
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1/app".to_owned()),
             ("SESSION_SECRET", "x".repeat(64)),
         ])
     }
@@ -327,10 +268,7 @@ mod tests {
         env.insert("LOGTO_INTERNAL_ENDPOINT", "http://logto:3001".into());
         let s = load(&env).expect("valid");
         assert_eq!(s.issuer(), "https://auth.example.com/oidc");
-        assert_eq!(
-            s.discovery_url(),
-            "http://logto:3001/oidc/.well-known/openid-configuration"
-        );
+        assert_eq!(s.discovery_url(), "http://logto:3001/oidc/.well-known/openid-configuration");
     }
 
     #[test]
@@ -366,12 +304,7 @@ mod tests {
 
     #[test]
     fn missing_required_variables_are_named() {
-        for var in [
-            "LOGTO_ENDPOINT",
-            "LOGTO_APP_ID",
-            "LOGTO_APP_SECRET",
-            "DATABASE_URL",
-        ] {
+        for var in ["LOGTO_ENDPOINT", "LOGTO_APP_ID", "LOGTO_APP_SECRET", "DATABASE_URL"] {
             let mut env = base();
             env.remove(var);
             assert_eq!(load(&env).unwrap_err().var, var);
@@ -381,18 +314,9 @@ mod tests {
     #[test]
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("X", "90").unwrap(), Duration::from_secs(90));
-        assert_eq!(
-            parse_duration("X", "15m").unwrap(),
-            Duration::from_secs(900)
-        );
-        assert_eq!(
-            parse_duration("X", "2h").unwrap(),
-            Duration::from_secs(7200)
-        );
-        assert_eq!(
-            parse_duration("X", "7d").unwrap(),
-            Duration::from_secs(604_800)
-        );
+        assert_eq!(parse_duration("X", "15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("X", "2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("X", "7d").unwrap(), Duration::from_secs(604_800));
         assert!(parse_duration("X", "-1").is_err());
         assert!(parse_duration("X", "1w").is_err());
         assert!(parse_duration("X", "99999999999999999999d").is_err());

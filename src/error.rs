@@ -41,19 +41,12 @@ pub enum AppError {
 
 impl AppError {
     pub fn sign_in(public: &'static str, cause: impl Into<anyhow::Error>) -> Self {
-        Self::SignIn {
-            public,
-            cause: cause.into(),
-        }
+        Self::SignIn { public, cause: cause.into() }
     }
 
     /// Classifies a database error: connectivity problems are an outage (503), the rest a bug.
     pub fn database(err: sqlx::Error) -> Self {
-        if is_database_outage(&err) {
-            Self::DatabaseUnavailable(err.into())
-        } else {
-            Self::Unexpected(err.into())
-        }
+        if is_database_outage(&err) { Self::DatabaseUnavailable(err.into()) } else { Self::Unexpected(err.into()) }
     }
 }
 
@@ -66,15 +59,11 @@ impl From<sqlx::Error> for AppError {
 /// True when `err` means "Postgres is not there right now" rather than a bad query.
 pub fn is_database_outage(err: &sqlx::Error) -> bool {
     match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => {
             // Class 08 (connection exception), 57P01-57P03 (admin shutdown, crash shutdown,
             // cannot connect now), 53300 (too many connections).
-            db.code()
-                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300")
+            db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300")
         }
         _ => false,
     }
@@ -90,23 +79,18 @@ pub struct PublicError {
 impl AppError {
     fn public(&self) -> PublicError {
         let (code, message): (&'static str, String) = match self {
-            Self::NotAuthenticated => (
-                "not_authenticated",
-                "You need to sign in to see this page.".into(),
-            ),
+            Self::NotAuthenticated => ("not_authenticated", "You need to sign in to see this page.".into()),
             Self::Forbidden => ("forbidden", "You do not have access to this page.".into()),
             Self::NotFound => ("not_found", "There is nothing here.".into()),
             Self::BadRequest(msg) => ("bad_request", msg.clone()),
             Self::SignIn { public, .. } => ("sign_in_failed", (*public).to_owned()),
             Self::ProviderUnavailable(_) => (
                 "provider_unavailable",
-                "The sign-in service is not reachable right now. Please try again in a moment."
-                    .into(),
+                "The sign-in service is not reachable right now. Please try again in a moment.".into(),
             ),
-            Self::DatabaseUnavailable(_) => (
-                "service_unavailable",
-                "The service is temporarily unavailable. Please try again in a moment.".into(),
-            ),
+            Self::DatabaseUnavailable(_) => {
+                ("service_unavailable", "The service is temporarily unavailable. Please try again in a moment.".into())
+            }
             Self::Unexpected(_) => ("internal_error", "Something went wrong on our side.".into()),
         };
         PublicError { code, message }
@@ -120,9 +104,7 @@ impl ResponseError for AppError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) | Self::SignIn { .. } => StatusCode::BAD_REQUEST,
-            Self::ProviderUnavailable(_) | Self::DatabaseUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::ProviderUnavailable(_) | Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -16,9 +16,7 @@ async fn main() -> ExitCode {
         }
         Some("healthcheck") => return healthcheck().await,
         Some(other) => {
-            eprintln!(
-                "unknown command `{other}`; use `serve` (default), `generate-secret` or `healthcheck`"
-            );
+            eprintln!("unknown command `{other}`; use `serve` (default), `generate-secret` or `healthcheck`");
             return ExitCode::from(2);
         }
     }
@@ -40,10 +38,7 @@ async fn main() -> ExitCode {
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let pool = connect_pool(&settings)?;
-    MIGRATOR
-        .run(&pool)
-        .await
-        .map_err(|e| anyhow::anyhow!("DATABASE_URL: running migrations failed: {e}"))?;
+    MIGRATOR.run(&pool).await.map_err(|e| anyhow::anyhow!("DATABASE_URL: running migrations failed: {e}"))?;
     let app = Application::build(settings, pool, "templates").await?;
     tracing::info!(port = app.port(), "listening");
     app.run_until_stopped().await?;
@@ -53,24 +48,13 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
 /// `logto-signin healthcheck`: exits 0 when `/healthz` on this host's PORT answers 200
 /// (for container health checks; the runtime image has no curl).
 async fn healthcheck() -> ExitCode {
-    let port = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse::<u16>().ok())
-        .unwrap_or(3000);
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(3))
-        .build();
+    let port = std::env::var("PORT").ok().and_then(|p| p.parse::<u16>().ok()).unwrap_or(3000);
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build();
     let ok = match client {
-        Ok(client) => client
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success()),
+        Ok(client) => {
+            client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok_and(|r| r.status().is_success())
+        }
         Err(_) => false,
     };
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

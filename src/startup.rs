@@ -52,38 +52,33 @@ pub fn connect_pool(settings: &Settings) -> anyhow::Result<PgPool> {
         .expose_secret()
         .parse::<sqlx::postgres::PgConnectOptions>()
         .context("DATABASE_URL: not a valid Postgres URL")?;
-    Ok(PgPoolOptions::new()
-        .max_connections(16)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy_with(options))
+    Ok(PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(3)).connect_lazy_with(options))
 }
 
 impl Application {
     /// Binds the listener, starts provider discovery in the background and builds the server.
     /// Migrations are the caller's job (`main` runs them; tests get a migrated database).
-    pub async fn build(
+    pub async fn build(settings: Settings, pool: PgPool, templates_dir: &str) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+            .with_context(|| format!("HOST/PORT: cannot listen on {}:{}", settings.host, settings.port))?;
+        Self::build_on(listener, settings, pool, templates_dir).await
+    }
+
+    /// Like `build`, on a listener the caller bound (when the URL must be known beforehand).
+    pub async fn build_on(
+        listener: TcpListener,
         settings: Settings,
         pool: PgPool,
         templates_dir: &str,
     ) -> anyhow::Result<Self> {
         crate::install_crypto_provider();
-        let listener =
-            TcpListener::bind((settings.host.as_str(), settings.port)).with_context(|| {
-                format!(
-                    "HOST/PORT: cannot listen on {}:{}",
-                    settings.host, settings.port
-                )
-            })?;
         let port = listener.local_addr()?.port();
         let settings = Arc::new(settings);
 
         let http = ProviderHttp::new(Duration::from_secs(2), Duration::from_secs(4))?;
         let provider = Provider::new(settings.clone(), http);
         tokio::spawn(provider.clone().keep_fresh());
-        tokio::spawn(crate::session::sweeper::run(
-            pool.clone(),
-            Duration::from_secs(60),
-        ));
+        tokio::spawn(crate::session::sweeper::run(pool.clone(), Duration::from_secs(60)));
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -95,11 +90,7 @@ impl Application {
             admin_counts: crate::admin::CountsCache::default(),
         });
         let key = Key::derive_from(settings.session_secret_bytes());
-        let store = PgSessionStore::new(
-            pool,
-            settings.session_idle_timeout,
-            settings.session_max_lifetime,
-        );
+        let store = PgSessionStore::new(pool, settings.session_idle_timeout, settings.session_max_lifetime);
         let max_lifetime = actix_web::cookie::time::Duration::seconds(
             i64::try_from(settings.session_max_lifetime.as_secs()).unwrap_or(i64::MAX),
         );

@@ -13,6 +13,5 @@ pub fn load(dir: &str) -> anyhow::Result<Tera> {
 /// Renders `name` with a serializable page context.
 pub fn render(tera: &Tera, name: &str, page: &impl serde::Serialize) -> anyhow::Result<String> {
     let context = tera::Context::from_serialize(page).context("building the template context")?;
-    tera.render(name, &context)
-        .with_context(|| format!("rendering {name}"))
+    tera.render(name, &context).with_context(|| format!("rendering {name}"))
 }

@@ -24,10 +24,7 @@ impl Cursor {
         let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
         let text = std::str::from_utf8(&bytes).ok()?;
         let (micros, id) = text.split_once(':')?;
-        Some(Self {
-            activity_micros: micros.parse().ok()?,
-            user_id: Uuid::parse_str(id).ok()?,
-        })
+        Some(Self { activity_micros: micros.parse().ok()?, user_id: Uuid::parse_str(id).ok()? })
     }
 }
 
@@ -37,18 +34,9 @@ mod tests {
 
     #[test]
     fn round_trips_and_refuses_garbage() {
-        let c = Cursor {
-            activity_micros: 1_764_000_000_123_456,
-            user_id: Uuid::new_v4(),
-        };
+        let c = Cursor { activity_micros: 1_764_000_000_123_456, user_id: Uuid::new_v4() };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
-        for bad in [
-            "",
-            "!!!",
-            "bm9wZQ",
-            &"A".repeat(500),
-            &URL_SAFE_NO_PAD.encode("12:not-a-uuid"),
-        ] {
+        for bad in ["", "!!!", "bm9wZQ", &"A".repeat(500), &URL_SAFE_NO_PAD.encode("12:not-a-uuid")] {
             assert_eq!(Cursor::decode(bad), None, "{bad}");
         }
     }

@@ -26,8 +26,7 @@ pub struct AdminUser(pub User);
 
 pub fn is_admin(user: &User, settings: &Settings) -> bool {
     let by_role = user.roles.contains(&settings.admin_role);
-    let by_subject =
-        user.issuer == settings.issuer() && settings.admin_subjects.contains(&user.subject);
+    let by_subject = user.issuer == settings.issuer() && settings.admin_subjects.contains(&user.subject);
     by_role || by_subject
 }
 
@@ -40,8 +39,7 @@ impl FromRequest for AdminUser {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let CurrentUser(user) = user.await?;
-            let state =
-                state.ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("BUG: no AppState")))?;
+            let state = state.ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("BUG: no AppState")))?;
             if is_admin(&user, &state.settings) {
                 Ok(AdminUser(user))
             } else {
@@ -62,10 +60,7 @@ pub struct CountsCache {
 impl CountsCache {
     /// Fresh-enough counts: computed now if none exist, else the cached ones, with a background
     /// refresh when they are older than [`COUNTS_MAX_AGE`] (so no page waits for the counts).
-    pub async fn get(
-        &self,
-        state: &web::Data<AppState>,
-    ) -> Result<(repo::Counts, Duration), sqlx::Error> {
+    pub async fn get(&self, state: &web::Data<AppState>) -> Result<(repo::Counts, Duration), sqlx::Error> {
         use std::sync::atomic::Ordering;
         let cached = self.slot.lock().ok().and_then(|s| s.clone());
         match cached {
@@ -78,10 +73,7 @@ impl CountsCache {
                         {
                             *slot = Some((Instant::now(), counts));
                         }
-                        state
-                            .admin_counts
-                            .refreshing
-                            .store(false, Ordering::Release);
+                        state.admin_counts.refreshing.store(false, Ordering::Release);
                     });
                 }
                 Ok((counts, at.elapsed()))

@@ -66,14 +66,7 @@ pub async fn list_users(
     };
     let pattern = format!("%{}%", escape_like(&term.to_lowercase()));
     // 1. A common term fills a page within the most recently active users.
-    let recent = page(
-        pool,
-        active_only,
-        Some(&pattern),
-        cursor,
-        Strategy::RecentWindow,
-    )
-    .await?;
+    let recent = page(pool, active_only, Some(&pattern), cursor, Strategy::RecentWindow).await?;
     if recent.len() as i64 > PAGE_SIZE {
         return Ok(recent);
     }
@@ -83,14 +76,7 @@ pub async fn list_users(
     if matched <= SELECTIVE_SEARCH_LIMIT {
         return Ok(ranked);
     }
-    page(
-        pool,
-        active_only,
-        Some(&pattern),
-        cursor,
-        Strategy::ActivityIndex,
-    )
-    .await
+    page(pool, active_only, Some(&pattern), cursor, Strategy::ActivityIndex).await
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -101,8 +87,7 @@ enum Strategy {
     RecentWindow,
 }
 
-const USER_COLUMNS: &str =
-    "u.user_id, u.subject, u.name, u.username, u.email, u.picture, u.hf_username, u.roles,
+const USER_COLUMNS: &str = "u.user_id, u.subject, u.name, u.username, u.email, u.picture, u.hf_username, u.roles,
      u.first_seen_at, u.last_sign_in_at, u.last_activity_at, u.search_text";
 
 /// One query per filter combination rather than `$n is null or …` guards: a generic plan with
@@ -120,13 +105,11 @@ async fn page(
     match strategy {
         Strategy::ActivityIndex => {
             push_filters(&mut sql, active_only, pattern, cursor);
-            sql.push(" order by u.last_activity_at desc, u.user_id desc limit ")
-                .push_bind(PAGE_SIZE + 1);
+            sql.push(" order by u.last_activity_at desc, u.user_id desc limit ").push_bind(PAGE_SIZE + 1);
         }
         Strategy::RecentWindow => {
             push_filters(&mut sql, active_only, None, cursor);
-            sql.push(" order by u.last_activity_at desc, u.user_id desc limit ")
-                .push_bind(SEARCH_WINDOW);
+            sql.push(" order by u.last_activity_at desc, u.user_id desc limit ").push_bind(SEARCH_WINDOW);
         }
     }
     sql.push(") select ").push(USER_COLUMNS).push(
@@ -136,8 +119,7 @@ async fn page(
     if strategy == Strategy::RecentWindow {
         push_filters(&mut sql, false, pattern, None);
     }
-    sql.push(" order by u.last_activity_at desc, u.user_id desc limit ")
-        .push_bind(PAGE_SIZE + 1);
+    sql.push(" order by u.last_activity_at desc, u.user_id desc limit ").push_bind(PAGE_SIZE + 1);
     sql.build_query_as().fetch_all(pool).await
 }
 
@@ -178,18 +160,12 @@ async fn ranked_matches(
     Ok((rows.into_iter().map(|r| r.row).collect(), matched))
 }
 
-fn push_filters(
-    sql: &mut QueryBuilder<Postgres>,
-    active_only: bool,
-    pattern: Option<&str>,
-    cursor: Option<Cursor>,
-) {
+fn push_filters(sql: &mut QueryBuilder<Postgres>, active_only: bool, pattern: Option<&str>, cursor: Option<Cursor>) {
     if active_only {
         sql.push(" and u.sessions_expire_at > now()");
     }
     if let Some(pattern) = pattern {
-        sql.push(" and u.search_text like ")
-            .push_bind(pattern.to_owned());
+        sql.push(" and u.search_text like ").push_bind(pattern.to_owned());
     }
     if let Some(c) = cursor {
         sql.push(" and (u.last_activity_at, u.user_id) < (to_timestamp(")
@@ -202,9 +178,7 @@ fn push_filters(
 
 /// Escapes LIKE's wildcards so a search term matches literally.
 fn escape_like(term: &str) -> String {
-    term.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
+    term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -244,10 +218,7 @@ pub type RevokedSession = (Option<Uuid>, Option<String>);
 
 /// Deletes one session by its public id; returns its user and refresh token if it existed.
 #[tracing::instrument(name = "admin.revoke_session", skip_all)]
-pub async fn revoke_session(
-    pool: &PgPool,
-    session_id: Uuid,
-) -> Result<Option<RevokedSession>, sqlx::Error> {
+pub async fn revoke_session(pool: &PgPool, session_id: Uuid) -> Result<Option<RevokedSession>, sqlx::Error> {
     sqlx::query_as("delete from sessions where session_id = $1 returning user_id, refresh_token")
         .bind(session_id)
         .fetch_optional(pool)

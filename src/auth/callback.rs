@@ -60,18 +60,9 @@ mod tests {
 
     #[test]
     fn refuses_repeated_parameters() {
-        assert_eq!(
-            parse("code=a&state=s&state=t"),
-            Err(CallbackParseError::Repeated("state".into()))
-        );
-        assert_eq!(
-            parse("code=a&code=b&state=s"),
-            Err(CallbackParseError::Repeated("code".into()))
-        );
-        assert_eq!(
-            parse("iss=a&iss=b"),
-            Err(CallbackParseError::Repeated("iss".into()))
-        );
+        assert_eq!(parse("code=a&state=s&state=t"), Err(CallbackParseError::Repeated("state".into())));
+        assert_eq!(parse("code=a&code=b&state=s"), Err(CallbackParseError::Repeated("code".into())));
+        assert_eq!(parse("iss=a&iss=b"), Err(CallbackParseError::Repeated("iss".into())));
     }
 
     #[test]

@@ -81,20 +81,13 @@ impl ProviderMetadata {
             doc.issuer
         );
         ensure!(
-            doc.code_challenge_methods_supported
-                .iter()
-                .any(|m| m == "S256"),
+            doc.code_challenge_methods_supported.iter().any(|m| m == "S256"),
             "the provider does not advertise PKCE S256"
         );
         let id_token_algorithms: Vec<Algorithm> = doc
             .id_token_signing_alg_values_supported
             .iter()
-            .filter_map(|name| {
-                ASYMMETRIC_ALGORITHMS
-                    .iter()
-                    .copied()
-                    .find(|a| format!("{a:?}") == *name)
-            })
+            .filter_map(|name| ASYMMETRIC_ALGORITHMS.iter().copied().find(|a| format!("{a:?}") == *name))
             .collect();
         if id_token_algorithms.is_empty() {
             bail!(
@@ -111,8 +104,7 @@ impl ProviderMetadata {
 
         Ok(Self {
             issuer: doc.issuer,
-            authorization_endpoint: browser(&doc.authorization_endpoint)
-                .context("authorization_endpoint")?,
+            authorization_endpoint: browser(&doc.authorization_endpoint).context("authorization_endpoint")?,
             end_session_endpoint: doc
                 .end_session_endpoint
                 .as_deref()
@@ -120,12 +112,7 @@ impl ProviderMetadata {
                 .transpose()
                 .context("end_session_endpoint")?,
             token_endpoint: server(&doc.token_endpoint).context("token_endpoint")?,
-            userinfo_endpoint: doc
-                .userinfo_endpoint
-                .as_deref()
-                .map(server)
-                .transpose()
-                .context("userinfo_endpoint")?,
+            userinfo_endpoint: doc.userinfo_endpoint.as_deref().map(server).transpose().context("userinfo_endpoint")?,
             jwks_uri: server(&doc.jwks_uri).context("jwks_uri")?,
             revocation_endpoint: doc
                 .revocation_endpoint
@@ -142,10 +129,7 @@ impl ProviderMetadata {
 /// Parses `url` and, when its origin is one of `ours`, moves it to `target`'s origin.
 fn rebase(url: &str, ours: &[&Url], target: &Url) -> anyhow::Result<Url> {
     let mut parsed = Url::parse(url).with_context(|| format!("`{url}` is not a URL"))?;
-    ensure!(
-        matches!(parsed.scheme(), "http" | "https"),
-        "`{url}` is not an http(s) URL"
-    );
+    ensure!(matches!(parsed.scheme(), "http" | "https"), "`{url}` is not an http(s) URL");
     if ours.iter().any(|o| o.origin() == parsed.origin()) {
         parsed
             .set_scheme(target.scheme())
@@ -166,12 +150,7 @@ pub struct Provider {
 
 impl Provider {
     pub fn new(settings: Arc<Settings>, http: ProviderHttp) -> Arc<Self> {
-        Arc::new(Self {
-            settings,
-            http,
-            metadata: RwLock::new(None),
-            wake: Notify::new(),
-        })
+        Arc::new(Self { settings, http, metadata: RwLock::new(None), wake: Notify::new() })
     }
 
     pub fn http(&self) -> &ProviderHttp {
@@ -190,13 +169,11 @@ impl Provider {
     /// Fetches and validates discovery once; stores the result on success.
     pub async fn discover(&self) -> anyhow::Result<Arc<ProviderMetadata>> {
         let url = self.settings.discovery_url();
-        let doc: DiscoveryDocument =
-            self.http
-                .get_json(&url, None)
-                .await
-                .map_err(|e: CallError| {
-                    anyhow::Error::new(e).context(format!("fetching discovery from {url}"))
-                })?;
+        let doc: DiscoveryDocument = self
+            .http
+            .get_json(&url, None)
+            .await
+            .map_err(|e: CallError| anyhow::Error::new(e).context(format!("fetching discovery from {url}")))?;
         let metadata = Arc::new(ProviderMetadata::from_document(doc, &self.settings)?);
         if let Ok(mut slot) = self.metadata.write() {
             *slot = Some(metadata.clone());
@@ -255,11 +232,7 @@ mod tests {
             userinfo_endpoint: Some(format!("{origin}/oidc/me")),
             end_session_endpoint: Some(format!("{origin}/oidc/session/end")),
             revocation_endpoint: Some(format!("{origin}/oidc/token/revocation")),
-            id_token_signing_alg_values_supported: vec![
-                "ES384".into(),
-                "HS256".into(),
-                "none".into(),
-            ],
+            id_token_signing_alg_values_supported: vec!["ES384".into(), "HS256".into(), "none".into()],
             code_challenge_methods_supported: vec!["S256".into()],
             authorization_response_iss_parameter_supported: true,
         }
@@ -268,25 +241,12 @@ mod tests {
     #[test]
     fn internal_endpoint_splits_browser_and_server_urls() {
         let s = settings(Some("http://logto:3001"));
-        let m = ProviderMetadata::from_document(
-            doc("http://logto:3001", "http://localhost:3001/oidc"),
-            &s,
-        )
-        .unwrap();
-        assert_eq!(
-            m.authorization_endpoint.as_str(),
-            "http://localhost:3001/oidc/auth"
-        );
-        assert_eq!(
-            m.end_session_endpoint.unwrap().as_str(),
-            "http://localhost:3001/oidc/session/end"
-        );
+        let m = ProviderMetadata::from_document(doc("http://logto:3001", "http://localhost:3001/oidc"), &s).unwrap();
+        assert_eq!(m.authorization_endpoint.as_str(), "http://localhost:3001/oidc/auth");
+        assert_eq!(m.end_session_endpoint.unwrap().as_str(), "http://localhost:3001/oidc/session/end");
         assert_eq!(m.token_endpoint.as_str(), "http://logto:3001/oidc/token");
         assert_eq!(m.jwks_uri.as_str(), "http://logto:3001/oidc/jwks");
-        assert_eq!(
-            m.userinfo_endpoint.unwrap().as_str(),
-            "http://logto:3001/oidc/me"
-        );
+        assert_eq!(m.userinfo_endpoint.unwrap().as_str(), "http://logto:3001/oidc/me");
         // Symmetric algorithms and `none` are dropped even when advertised.
         assert_eq!(m.id_token_algorithms, vec![Algorithm::ES384]);
     }
@@ -294,17 +254,12 @@ mod tests {
     #[test]
     fn mismatched_issuer_is_refused() {
         let s = settings(None);
-        let err = ProviderMetadata::from_document(
-            doc("http://localhost:3001", "http://localhost:3001/oidcINVALID"),
-            &s,
-        )
-        .unwrap_err();
+        let err =
+            ProviderMetadata::from_document(doc("http://localhost:3001", "http://localhost:3001/oidcINVALID"), &s)
+                .unwrap_err();
         assert!(err.to_string().contains("issuer"), "{err}");
-        let err = ProviderMetadata::from_document(
-            doc("http://localhost:3001", "http://localhost:3001/oidc/"),
-            &s,
-        )
-        .unwrap_err();
+        let err = ProviderMetadata::from_document(doc("http://localhost:3001", "http://localhost:3001/oidc/"), &s)
+            .unwrap_err();
         assert!(err.to_string().contains("issuer"), "{err}");
     }
 

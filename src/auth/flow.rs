@@ -7,14 +7,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::anyhow;
 use oauth2::basic::{
-    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
-    BasicTokenType,
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
 };
 use oauth2::{
-    AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
-    EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse,
-    TokenUrl,
+    AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -93,14 +91,11 @@ pub fn verifier<'a>(
 }
 
 fn oauth_client(settings: &Settings, metadata: &ProviderMetadata) -> Result<OidcClient, AppError> {
-    let redirect =
-        RedirectUrl::new(settings.redirect_uri()).map_err(|e| AppError::Unexpected(e.into()))?;
+    let redirect = RedirectUrl::new(settings.redirect_uri()).map_err(|e| AppError::Unexpected(e.into()))?;
     // client_secret_basic: the oauth2 crate form-urlencodes id and secret inside the Basic
     // header, as RFC 6749 §2.3.1 requires (secrets with `:`, `%` or `+` stay intact).
     Ok(Client::new(ClientId::new(settings.logto_app_id.clone()))
-        .set_client_secret(ClientSecret::new(
-            settings.logto_app_secret.expose_secret().to_owned(),
-        ))
+        .set_client_secret(ClientSecret::new(settings.logto_app_secret.expose_secret().to_owned()))
         .set_auth_type(oauth2::AuthType::BasicAuth)
         .set_auth_uri(AuthUrl::from_url(metadata.authorization_endpoint.clone()))
         .set_token_uri(TokenUrl::from_url(metadata.token_endpoint.clone()))
@@ -138,10 +133,7 @@ pub fn authorization_url(
 }
 
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Exchanges the code, validates the ID token and reads userinfo. Nothing is used before the ID
@@ -177,10 +169,7 @@ pub async fn finish_sign_in(
         ));
     }
     let Some(raw_id_token) = response.extra_fields().id_token.clone() else {
-        return Err(AppError::sign_in(
-            "The identity provider returned no ID token.",
-            anyhow!("no id_token"),
-        ));
+        return Err(AppError::sign_in("The identity provider returned no ID token.", anyhow!("no id_token")));
     };
     let now = unix_now();
     let claims = id_token::validate(
@@ -219,19 +208,16 @@ async fn fetch_userinfo(
     access_token: &str,
     sub: &str,
 ) -> Result<Map<String, Value>, AppError> {
-    let info: Map<String, Value> = http
-        .get_json(endpoint.as_str(), Some(access_token))
-        .await
-        .map_err(|e| {
-            if e.is_outage() {
-                AppError::ProviderUnavailable(anyhow::Error::new(e).context("userinfo"))
-            } else {
-                AppError::sign_in(
-                    "The identity provider's profile response was invalid.",
-                    anyhow::Error::new(e).context("userinfo"),
-                )
-            }
-        })?;
+    let info: Map<String, Value> = http.get_json(endpoint.as_str(), Some(access_token)).await.map_err(|e| {
+        if e.is_outage() {
+            AppError::ProviderUnavailable(anyhow::Error::new(e).context("userinfo"))
+        } else {
+            AppError::sign_in(
+                "The identity provider's profile response was invalid.",
+                anyhow::Error::new(e).context("userinfo"),
+            )
+        }
+    })?;
     // Core §5.3.2: a userinfo response for another subject must not be used.
     match info.get("sub").and_then(Value::as_str) {
         Some(s) if s == sub => Ok(info),
@@ -262,19 +248,12 @@ fn id_token_error(err: TokenError) -> AppError {
     if err.is_outage() {
         AppError::ProviderUnavailable(anyhow::Error::new(err).context("ID token keys"))
     } else {
-        AppError::sign_in(
-            "The identity provider's ID token could not be verified.",
-            err,
-        )
+        AppError::sign_in("The identity provider's ID token could not be verified.", err)
     }
 }
 
 /// RP-initiated logout URL: `id_token_hint`, `client_id`, `post_logout_redirect_uri`, `state`.
-pub fn end_session_url(
-    settings: &Settings,
-    metadata: &ProviderMetadata,
-    id_token: Option<&str>,
-) -> Option<Url> {
+pub fn end_session_url(settings: &Settings, metadata: &ProviderMetadata, id_token: Option<&str>) -> Option<Url> {
     let mut url = metadata.end_session_endpoint.clone()?;
     {
         let mut query = url.query_pairs_mut();
@@ -283,10 +262,7 @@ pub fn end_session_url(
         }
         query
             .append_pair("client_id", &settings.logto_app_id)
-            .append_pair(
-                "post_logout_redirect_uri",
-                &settings.post_logout_redirect_uri(),
-            )
+            .append_pair("post_logout_redirect_uri", &settings.post_logout_redirect_uri())
             .append_pair("state", CsrfToken::new_random_len(16).secret());
     }
     Some(url)
@@ -295,31 +271,20 @@ pub fn end_session_url(
 /// Revokes a refresh token (RFC 7009), best effort and bounded in time; failures are logged.
 /// (Hand-made rather than the oauth2 crate's, which refuses the plain-http revocation endpoint
 /// of a Logto reached over a private Docker network.)
-pub async fn revoke_refresh_token(
-    settings: &Settings,
-    metadata: &ProviderMetadata,
-    http: &ProviderHttp,
-    token: &str,
-) {
+pub async fn revoke_refresh_token(settings: &Settings, metadata: &ProviderMetadata, http: &ProviderHttp, token: &str) {
     let Some(endpoint) = &metadata.revocation_endpoint else {
         return;
     };
     let request = http
         .client()
         .post(endpoint.as_str())
-        .header(
-            reqwest::header::AUTHORIZATION,
-            client_secret_basic(settings),
-        )
+        .header(reqwest::header::AUTHORIZATION, client_secret_basic(settings))
         .form(&[("token", token), ("token_type_hint", "refresh_token")]);
     match tokio::time::timeout(REVOCATION_BUDGET, http.send(request)).await {
         Ok(Ok(response)) if response.status.is_success() => {
             tracing::info!("refresh token revoked at the provider")
         }
-        Ok(Ok(response)) => tracing::warn!(
-            status = response.status.as_u16(),
-            "refresh token revocation refused"
-        ),
+        Ok(Ok(response)) => tracing::warn!(status = response.status.as_u16(), "refresh token revocation refused"),
         Ok(Err(error)) => tracing::warn!(%error, "refresh token revocation failed"),
         Err(_) => tracing::warn!("refresh token revocation timed out"),
     }
@@ -329,15 +294,9 @@ pub async fn revoke_refresh_token(
 fn client_secret_basic(settings: &Settings) -> String {
     use base64::Engine;
     let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let credentials = format!(
-        "{}:{}",
-        encode(&settings.logto_app_id),
-        encode(settings.logto_app_secret.expose_secret())
-    );
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(credentials)
-    )
+    let credentials =
+        format!("{}:{}", encode(&settings.logto_app_id), encode(settings.logto_app_secret.expose_secret()));
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials))
 }
 
 /// The result of a refresh-token grant.
@@ -351,9 +310,7 @@ pub struct Refreshed {
 
 impl std::fmt::Debug for Refreshed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Refreshed")
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
+        f.debug_struct("Refreshed").field("expires_at", &self.expires_at).finish_non_exhaustive()
     }
 }
 
@@ -380,8 +337,7 @@ pub async fn refresh(
     resource: Option<&str>,
     organization_id: Option<&str>,
 ) -> Result<Refreshed, RefreshError> {
-    let client =
-        oauth_client(settings, metadata).map_err(|e| RefreshError::Invalid(anyhow!("{e:?}")))?;
+    let client = oauth_client(settings, metadata).map_err(|e| RefreshError::Invalid(anyhow!("{e:?}")))?;
     let token = oauth2::RefreshToken::new(refresh_token.to_owned());
     let mut request = client.exchange_refresh_token(&token);
     if let Some(resource) = resource {
@@ -391,30 +347,16 @@ pub async fn refresh(
         request = request.add_extra_param("organization_id", organization.to_owned());
     }
     let send = |request: oauth2::HttpRequest| http.oauth2_send(request);
-    let response = request
-        .request_async(&send)
-        .await
-        .map_err(|err| match err {
-            RequestTokenError::Request(e) if e.is_outage() => RefreshError::Outage(e.into()),
-            RequestTokenError::ServerResponse(e) => match e.error() {
-                oauth2::basic::BasicErrorResponseType::InvalidGrant => RefreshError::InvalidGrant,
-                other => RefreshError::Refused(
-                    other
-                        .as_ref()
-                        .chars()
-                        .filter(|c| c.is_ascii_graphic())
-                        .take(64)
-                        .collect(),
-                ),
-            },
-            other => RefreshError::Invalid(anyhow!("refresh failed: {other}")),
-        })?;
-    if *response.token_type() != BasicTokenType::Bearer
-        || response.access_token().secret().is_empty()
-    {
-        return Err(RefreshError::Invalid(anyhow!(
-            "unusable access token in the refresh response"
-        )));
+    let response = request.request_async(&send).await.map_err(|err| match err {
+        RequestTokenError::Request(e) if e.is_outage() => RefreshError::Outage(e.into()),
+        RequestTokenError::ServerResponse(e) => match e.error() {
+            oauth2::basic::BasicErrorResponseType::InvalidGrant => RefreshError::InvalidGrant,
+            other => RefreshError::Refused(other.as_ref().chars().filter(|c| c.is_ascii_graphic()).take(64).collect()),
+        },
+        other => RefreshError::Invalid(anyhow!("refresh failed: {other}")),
+    })?;
+    if *response.token_type() != BasicTokenType::Bearer || response.access_token().secret().is_empty() {
+        return Err(RefreshError::Invalid(anyhow!("unusable access token in the refresh response")));
     }
     let ttl = response.expires_in().unwrap_or(DEFAULT_ACCESS_TOKEN_TTL);
     Ok(Refreshed {

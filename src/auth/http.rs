@@ -53,35 +53,24 @@ impl ProviderHttp {
 
     /// Sends a request and returns the status, content type and body (capped).
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<RawResponse, CallError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| CallError::Unreachable(e.into()))?;
+        let response = request.send().await.map_err(|e| CallError::Unreachable(e.into()))?;
         let status = response.status();
         let headers = response.headers().clone();
         if let Some(len) = response.content_length()
             && len > MAX_RESPONSE_BYTES as u64
         {
-            return Err(CallError::Invalid(anyhow::anyhow!(
-                "response of {len} bytes is too large"
-            )));
+            return Err(CallError::Invalid(anyhow::anyhow!("response of {len} bytes is too large")));
         }
         let mut body = Vec::new();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| CallError::Unreachable(e.into()))?;
             if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(CallError::Invalid(anyhow::anyhow!(
-                    "response larger than {MAX_RESPONSE_BYTES} bytes"
-                )));
+                return Err(CallError::Invalid(anyhow::anyhow!("response larger than {MAX_RESPONSE_BYTES} bytes")));
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(RawResponse {
-            status,
-            headers,
-            body,
-        })
+        Ok(RawResponse { status, headers, body })
     }
 
     /// GETs a JSON document; anything but a 200 with a JSON body is an error.
@@ -90,19 +79,13 @@ impl ProviderHttp {
         url: &str,
         bearer: Option<&str>,
     ) -> Result<T, CallError> {
-        let mut request = self
-            .client
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/json");
+        let mut request = self.client.get(url).header(reqwest::header::ACCEPT, "application/json");
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
         }
         let response = self.send(request).await?;
         if response.status != reqwest::StatusCode::OK {
-            return Err(CallError::Status {
-                status: response.status.as_u16(),
-                body: response.body,
-            });
+            return Err(CallError::Status { status: response.status.as_u16(), body: response.body });
         }
         response.json().map_err(CallError::Invalid)
     }
@@ -112,32 +95,20 @@ impl ProviderHttp {
     }
 
     /// Sends an `oauth2` crate request through this client (same limits).
-    pub async fn oauth2_send(
-        &self,
-        request: oauth2::HttpRequest,
-    ) -> Result<oauth2::HttpResponse, CallError> {
+    pub async fn oauth2_send(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, CallError> {
         let (parts, body) = request.into_parts();
-        let builder = self
-            .client
-            .request(parts.method, parts.uri.to_string())
-            .headers(parts.headers)
-            .body(body);
+        let builder = self.client.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body);
         let raw = self.send(builder).await?;
         if raw.status.is_server_error() {
             // Keep the status: the oauth2 crate would turn a 5xx page into a parse error,
             // and a provider outage must read as 503, not as a bad response.
-            return Err(CallError::Status {
-                status: raw.status.as_u16(),
-                body: raw.body,
-            });
+            return Err(CallError::Status { status: raw.status.as_u16(), body: raw.body });
         }
         let mut response = oauth2::http::Response::builder().status(raw.status.as_u16());
         if let Some(headers) = response.headers_mut() {
             *headers = raw.headers;
         }
-        response
-            .body(raw.body)
-            .map_err(|e| CallError::Invalid(e.into()))
+        response.body(raw.body).map_err(|e| CallError::Invalid(e.into()))
     }
 }
 

@@ -40,9 +40,7 @@ pub async fn validate(
     token: &str,
     expect: &Expectations<'_>,
 ) -> Result<IdTokenClaims, TokenError> {
-    let claims: IdTokenClaims = verifier
-        .verify(token, Typ::IdToken, &["exp", "iss", "aud", "sub"])
-        .await?;
+    let claims: IdTokenClaims = verifier.verify(token, Typ::IdToken, &["exp", "iss", "aud", "sub"]).await?;
     check_claims(&claims, verifier.issuer, verifier.client_id, expect)?;
     Ok(claims)
 }

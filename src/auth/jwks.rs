@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::Algorithm;
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
-};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use tokio::sync::Mutex;
 
 use super::http::{CallError, ProviderHttp};
@@ -52,10 +50,7 @@ pub struct SigningKey {
 impl JwksCache {
     /// `cooldown`: the minimum time between two fetches (30 s in production).
     pub fn new(cooldown: Duration) -> Self {
-        Self {
-            cache: Mutex::new(Cache::default()),
-            cooldown,
-        }
+        Self { cache: Mutex::new(Cache::default()), cooldown }
     }
 
     /// Finds the key for a token header's `kid`, refetching the set once if it is unknown.
@@ -67,47 +62,29 @@ impl JwksCache {
     ) -> Result<SigningKey, KeyError> {
         let mut cache = self.cache.lock().await;
         if cache.uri.as_deref() != Some(jwks_uri) {
-            *cache = Cache {
-                uri: Some(jwks_uri.to_owned()),
-                ..Cache::default()
-            };
+            *cache = Cache { uri: Some(jwks_uri.to_owned()), ..Cache::default() };
         }
         if let Some(keys) = &cache.keys
             && let Some(key) = select(keys, kid)
         {
             return Ok(key);
         }
-        let may_fetch = cache
-            .fetched_at
-            .is_none_or(|t| t.elapsed() >= self.cooldown);
+        let may_fetch = cache.fetched_at.is_none_or(|t| t.elapsed() >= self.cooldown);
         if may_fetch {
             // Record the attempt before fetching, so a failing JWKS is also rate-limited.
             cache.fetched_at = Some(Instant::now());
-            let raw: RawJwks = http
-                .get_json(jwks_uri, None)
-                .await
-                .map_err(KeyError::Fetch)?;
+            let raw: RawJwks = http.get_json(jwks_uri, None).await.map_err(KeyError::Fetch)?;
             // Parse key by key: one key of a type we do not know must not hide the others.
-            let keys = JwkSet {
-                keys: raw
-                    .keys
-                    .into_iter()
-                    .filter_map(|k| serde_json::from_value(k).ok())
-                    .collect(),
-            };
+            let keys = JwkSet { keys: raw.keys.into_iter().filter_map(|k| serde_json::from_value(k).ok()).collect() };
             tracing::info!(keys = keys.keys.len(), "fetched the provider's JWKS");
             cache.keys = Some(Arc::new(keys));
         } else {
             tracing::warn!(?kid, "unknown kid within the JWKS refetch cooldown");
         }
-        cache
-            .keys
-            .as_ref()
-            .and_then(|keys| select(keys, kid))
-            .ok_or_else(|| match kid {
-                Some(kid) => KeyError::UnknownKid(kid.to_owned()),
-                None => KeyError::AmbiguousKey,
-            })
+        cache.keys.as_ref().and_then(|keys| select(keys, kid)).ok_or_else(|| match kid {
+            Some(kid) => KeyError::UnknownKid(kid.to_owned()),
+            None => KeyError::AmbiguousKey,
+        })
     }
 }
 
@@ -117,9 +94,7 @@ fn select(keys: &JwkSet, kid: Option<&str>) -> Option<SigningKey> {
     let usable: Vec<SigningKey> = keys.keys.iter().filter_map(usable_key).collect();
     match kid {
         Some(kid) => {
-            let mut matching = usable
-                .into_iter()
-                .filter(|k| k.jwk.common.key_id.as_deref() == Some(kid));
+            let mut matching = usable.into_iter().filter(|k| k.jwk.common.key_id.as_deref() == Some(kid));
             let first = matching.next()?;
             matching.next().is_none().then_some(first)
         }
@@ -131,10 +106,7 @@ fn select(keys: &JwkSet, kid: Option<&str>) -> Option<SigningKey> {
 /// A public signature key and the algorithms it allows: its own `alg` when it names one, else
 /// what its type and curve permit. Encryption keys, symmetric keys and private keys are unusable.
 fn usable_key(jwk: &Jwk) -> Option<SigningKey> {
-    if matches!(
-        jwk.common.public_key_use,
-        Some(PublicKeyUse::Encryption) | Some(PublicKeyUse::Other(_))
-    ) {
+    if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption) | Some(PublicKeyUse::Other(_))) {
         return None;
     }
     let by_type: Vec<Algorithm> = match &jwk.algorithm {
@@ -164,10 +136,7 @@ fn usable_key(jwk: &Jwk) -> Option<SigningKey> {
             vec![declared]
         }
     };
-    Some(SigningKey {
-        jwk: jwk.clone(),
-        algorithms,
-    })
+    Some(SigningKey { jwk: jwk.clone(), algorithms })
 }
 
 fn algorithm_of(key_algorithm: KeyAlgorithm) -> Option<Algorithm> {
@@ -218,9 +187,6 @@ mod tests {
         assert!(select(&keys, Some("enc")).is_none());
         assert!(select(&keys, Some("dup")).is_none());
         assert!(select(&keys, Some("wrongalg")).is_none());
-        assert!(
-            select(&keys, None).is_none(),
-            "several usable keys and no kid is ambiguous"
-        );
+        assert!(select(&keys, None).is_none(), "several usable keys and no kid is ambiguous");
     }
 }

@@ -60,17 +60,9 @@ pub struct Verifier<'a> {
 impl Verifier<'_> {
     /// Verifies signature, `iss`, `aud` and `exp` (60 s leeway) plus `required` claims, then
     /// deserializes the claims.
-    pub async fn verify<T: DeserializeOwned>(
-        &self,
-        token: &str,
-        typ: Typ,
-        required: &[&str],
-    ) -> Result<T, TokenError> {
+    pub async fn verify<T: DeserializeOwned>(&self, token: &str, typ: Typ, required: &[&str]) -> Result<T, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
-            return Err(TokenError::Malformed(format!(
-                "{} bytes is too large",
-                token.len()
-            )));
+            return Err(TokenError::Malformed(format!("{} bytes is too large", token.len())));
         }
         reject_unsigned(token)?;
         let header = decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
@@ -81,9 +73,7 @@ impl Verifier<'_> {
             (Typ::Exactly(_), None) => false,
         };
         if !typ_ok {
-            return Err(TokenError::Type(
-                header.typ.unwrap_or_else(|| "(none)".into()),
-            ));
+            return Err(TokenError::Type(header.typ.unwrap_or_else(|| "(none)".into())));
         }
         if header.crit.is_some() {
             return Err(TokenError::Malformed("unsupported `crit` header".into()));
@@ -91,15 +81,9 @@ impl Verifier<'_> {
         if !self.allowed.contains(&header.alg) {
             return Err(TokenError::Algorithm(format!("{:?}", header.alg)));
         }
-        let key = self
-            .jwks
-            .key_for(self.http, self.jwks_uri, header.kid.as_deref())
-            .await?;
+        let key = self.jwks.key_for(self.http, self.jwks_uri, header.kid.as_deref()).await?;
         if !key.algorithms.contains(&header.alg) {
-            return Err(TokenError::Algorithm(format!(
-                "{:?} (not the key's algorithm)",
-                header.alg
-            )));
+            return Err(TokenError::Algorithm(format!("{:?} (not the key's algorithm)", header.alg)));
         }
         let decoding_key = DecodingKey::from_jwk(&key.jwk)?;
         let mut validation = Validation::new(header.alg);
@@ -114,9 +98,7 @@ impl Verifier<'_> {
 /// `alg: none` tokens fail `decode_header` in jsonwebtoken, but say so plainly.
 fn reject_unsigned(token: &str) -> Result<(), TokenError> {
     let mut parts = token.split('.');
-    let (Some(_), Some(_), Some(sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(_), Some(_), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(TokenError::Malformed("not a compact JWS".into()));
     };
     if sig.is_empty() {

@@ -40,27 +40,12 @@ pub struct LogoutRequest {
 /// Verifies a logout token: `typ` `logout+jwt`, signature with the provider's keys and the ID
 /// token algorithm list, exact `iss`, `aud` = client id, `iat` and `exp`, the back-channel event,
 /// `sid` or `sub`, a `jti`, and no `nonce`.
-pub async fn validate(
-    verifier: &Verifier<'_>,
-    token: &str,
-    now: u64,
-) -> Result<LogoutRequest, TokenError> {
-    let claims: RawClaims = verifier
-        .verify(
-            token,
-            Typ::Exactly("logout+jwt"),
-            &["exp", "iss", "aud", "iat"],
-        )
-        .await?;
+pub async fn validate(verifier: &Verifier<'_>, token: &str, now: u64) -> Result<LogoutRequest, TokenError> {
+    let claims: RawClaims = verifier.verify(token, Typ::Exactly("logout+jwt"), &["exp", "iss", "aud", "iat"]).await?;
     check(claims, verifier.issuer, verifier.client_id, now)
 }
 
-fn check(
-    claims: RawClaims,
-    issuer: &str,
-    client_id: &str,
-    now: u64,
-) -> Result<LogoutRequest, TokenError> {
+fn check(claims: RawClaims, issuer: &str, client_id: &str, now: u64) -> Result<LogoutRequest, TokenError> {
     if claims.iss != issuer {
         return Err(TokenError::Claim("iss"));
     }
@@ -90,13 +75,7 @@ fn check(
         return Err(TokenError::Claim("neither sid nor sub"));
     }
     let jti = non_empty(claims.jti).ok_or(TokenError::Claim("jti"))?;
-    Ok(LogoutRequest {
-        iss: claims.iss,
-        sub,
-        sid,
-        jti,
-        exp: claims.exp,
-    })
+    Ok(LogoutRequest { iss: claims.iss, sub, sid, jti, exp: claims.exp })
 }
 
 #[cfg(test)]
@@ -114,9 +93,7 @@ mod tests {
                "sub": "u1", "sid": "s1", "events": {BACKCHANNEL_LOGOUT_EVENT: {}}})
     }
 
-    fn with(
-        change: impl FnOnce(&mut serde_json::Map<String, Value>),
-    ) -> Result<LogoutRequest, TokenError> {
+    fn with(change: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Result<LogoutRequest, TokenError> {
         let mut v = good();
         change(v.as_object_mut().expect("object"));
         check(claims(v), "https://id.example/oidc", "app", 1000)
@@ -125,54 +102,28 @@ mod tests {
     #[test]
     fn accepts_a_logto_logout_token() {
         let r = with(|_| {}).expect("valid");
-        assert_eq!(
-            (r.sub.as_deref(), r.sid.as_deref(), r.jti.as_str()),
-            (Some("u1"), Some("s1"), "j1")
-        );
-        assert!(
-            with(|c| drop(c.remove("sid"))).is_ok(),
-            "sub alone is enough"
-        );
-        assert!(
-            with(|c| drop(c.remove("sub"))).is_ok(),
-            "sid alone is enough"
-        );
+        assert_eq!((r.sub.as_deref(), r.sid.as_deref(), r.jti.as_str()), (Some("u1"), Some("s1"), "j1"));
+        assert!(with(|c| drop(c.remove("sid"))).is_ok(), "sub alone is enough");
+        assert!(with(|c| drop(c.remove("sub"))).is_ok(), "sid alone is enough");
     }
 
     #[test]
     fn refuses_each_broken_rule() {
         type Change = Box<dyn FnOnce(&mut serde_json::Map<String, Value>)>;
         let cases: Vec<(&str, Change)> = vec![
-            (
-                "wrong iss",
-                Box::new(|c| drop(c.insert("iss".into(), json!("https://evil/oidc")))),
-            ),
-            (
-                "wrong aud",
-                Box::new(|c| drop(c.insert("aud".into(), json!("other")))),
-            ),
-            (
-                "extra aud",
-                Box::new(|c| drop(c.insert("aud".into(), json!(["app", "other"])))),
-            ),
+            ("wrong iss", Box::new(|c| drop(c.insert("iss".into(), json!("https://evil/oidc"))))),
+            ("wrong aud", Box::new(|c| drop(c.insert("aud".into(), json!("other"))))),
+            ("extra aud", Box::new(|c| drop(c.insert("aud".into(), json!(["app", "other"]))))),
             ("no events", Box::new(|c| drop(c.remove("events")))),
             (
                 "wrong event",
-                Box::new(|c| {
-                    drop(c.insert(
-                        "events".into(),
-                        json!({"http://schemas.openid.net/event/foobar": {}}),
-                    ))
-                }),
+                Box::new(|c| drop(c.insert("events".into(), json!({"http://schemas.openid.net/event/foobar": {}})))),
             ),
             (
                 "event not an object",
                 Box::new(|c| drop(c.insert("events".into(), json!({BACKCHANNEL_LOGOUT_EVENT: 1})))),
             ),
-            (
-                "nonce",
-                Box::new(|c| drop(c.insert("nonce".into(), json!("n")))),
-            ),
+            ("nonce", Box::new(|c| drop(c.insert("nonce".into(), json!("n"))))),
             (
                 "no sid no sub",
                 Box::new(|c| {
@@ -181,10 +132,7 @@ mod tests {
                 }),
             ),
             ("no jti", Box::new(|c| drop(c.remove("jti")))),
-            (
-                "future iat",
-                Box::new(|c| drop(c.insert("iat".into(), json!(5000)))),
-            ),
+            ("future iat", Box::new(|c| drop(c.insert("iat".into(), json!(5000))))),
         ];
         for (name, change) in cases {
             assert!(with(change).is_err(), "{name} must be refused");

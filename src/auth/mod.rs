@@ -36,16 +36,13 @@ impl FromRequest for CurrentUser {
         let identity = Identity::from_request(req, payload).into_inner();
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let state =
-                state.ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("BUG: no AppState")))?;
+            let state = state.ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("BUG: no AppState")))?;
             let user_id = identity
                 .ok()
                 .and_then(|i| i.id().ok())
                 .and_then(|id| Uuid::parse_str(&id).ok())
                 .ok_or(AppError::NotAuthenticated)?;
-            let user = repo::get(&state.pool, user_id)
-                .await?
-                .ok_or(AppError::NotAuthenticated)?;
+            let user = repo::get(&state.pool, user_id).await?.ok_or(AppError::NotAuthenticated)?;
             Ok(CurrentUser(user))
         })
     }
@@ -69,10 +66,7 @@ impl FromRequest for SignedInSession {
             .and_then(|i| i.id().ok())
             .and_then(|id| Uuid::parse_str(&id).ok())
             .zip(session.ok().and_then(|s| s.session_id()))
-            .map(|(user_id, session_id)| Self {
-                user_id,
-                session_id,
-            });
+            .map(|(user_id, session_id)| Self { user_id, session_id });
         std::future::ready(signed_in.ok_or(AppError::NotAuthenticated))
     }
 }

@@ -63,11 +63,7 @@ pub async fn create(
 
 /// Consumes the pending sign-in for `state` if it belongs to `binding` and has not expired.
 #[tracing::instrument(name = "pending.take", skip_all)]
-pub async fn take(
-    pool: &PgPool,
-    state: &str,
-    binding: &str,
-) -> Result<Option<PendingLogin>, sqlx::Error> {
+pub async fn take(pool: &PgPool, state: &str, binding: &str) -> Result<Option<PendingLogin>, sqlx::Error> {
     sqlx::query_as(
         "delete from pending_logins
           where state_hash = $1 and binding_hash = $2 and expires_at > now()

@@ -50,54 +50,38 @@ pub struct AccessToken {
 
 impl std::fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessToken")
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
+        f.debug_struct("AccessToken").field("expires_at", &self.expires_at).finish_non_exhaustive()
     }
 }
 
 /// Returns a valid access token for `target`, refreshing (once, under the session lock) if needed.
-pub async fn access_token(
-    state: &AppState,
-    session_id: Uuid,
-    target: &Target,
-) -> Result<AccessToken, AppError> {
+pub async fn access_token(state: &AppState, session_id: Uuid, target: &Target) -> Result<AccessToken, AppError> {
     let now = unix_now() as i64;
     let mut tx = state.pool.begin().await?;
-    let stored = sessions::lock_tokens(&mut tx, session_id)
-        .await?
-        .ok_or(AppError::NotAuthenticated)?;
+    let stored = sessions::lock_tokens(&mut tx, session_id).await?.ok_or(AppError::NotAuthenticated)?;
     let cache_key = target.cache_key();
 
     // Still fresh?
     match &cache_key {
         None => {
-            if let (Some(token), Some(expires_at)) =
-                (&stored.access_token, stored.access_token_expires_at)
+            if let (Some(token), Some(expires_at)) = (&stored.access_token, stored.access_token_expires_at)
                 && expires_at > now + REFRESH_MARGIN_SECS
             {
-                return Ok(AccessToken {
-                    access_token: token.clone(),
-                    expires_at,
-                });
+                return Ok(AccessToken { access_token: token.clone(), expires_at });
             }
         }
         Some(key) => {
             if let Some((access_token, expires_at)) =
                 sessions::cached_access_token(&mut tx, session_id, key, REFRESH_MARGIN_SECS).await?
             {
-                return Ok(AccessToken {
-                    access_token,
-                    expires_at,
-                });
+                return Ok(AccessToken { access_token, expires_at });
             }
         }
     }
 
     let Some(refresh_token) = stored.refresh_token.clone() else {
         return Err(AppError::BadRequest(
-            "This session has no refresh token (sign in again, with the offline_access scope)."
-                .into(),
+            "This session has no refresh token (sign in again, with the offline_access scope).".into(),
         ));
     };
     let metadata = state
@@ -109,33 +93,25 @@ pub async fn access_token(
         Target::Resource(r) => (Some(r.as_str()), None),
         Target::Organization(o) => (None, Some(o.as_str())),
     };
-    let refreshed = match flow::refresh(
-        &state.settings,
-        &metadata,
-        state.provider.http(),
-        &refresh_token,
-        resource,
-        organization,
-    )
-    .await
-    {
-        Ok(refreshed) => refreshed,
-        Err(RefreshError::InvalidGrant) => {
-            sessions::delete(&mut tx, session_id).await?;
-            tx.commit().await?;
-            tracing::info!(%session_id, "refresh token refused (invalid_grant): session ended");
-            return Err(AppError::NotAuthenticated);
-        }
-        Err(RefreshError::Refused(code)) => {
-            return Err(AppError::BadRequest(format!(
-                "Logto refused the requested access token ({code})."
-            )));
-        }
-        Err(RefreshError::Outage(e)) => return Err(AppError::ProviderUnavailable(e)),
-        Err(RefreshError::Invalid(e)) => {
-            return Err(AppError::Unexpected(e.context("refreshing tokens")));
-        }
-    };
+    let refreshed =
+        match flow::refresh(&state.settings, &metadata, state.provider.http(), &refresh_token, resource, organization)
+            .await
+        {
+            Ok(refreshed) => refreshed,
+            Err(RefreshError::InvalidGrant) => {
+                sessions::delete(&mut tx, session_id).await?;
+                tx.commit().await?;
+                tracing::info!(%session_id, "refresh token refused (invalid_grant): session ended");
+                return Err(AppError::NotAuthenticated);
+            }
+            Err(RefreshError::Refused(code)) => {
+                return Err(AppError::BadRequest(format!("Logto refused the requested access token ({code}).")));
+            }
+            Err(RefreshError::Outage(e)) => return Err(AppError::ProviderUnavailable(e)),
+            Err(RefreshError::Invalid(e)) => {
+                return Err(AppError::Unexpected(e.context("refreshing tokens")));
+            }
+        };
 
     // A new ID token must be about the same user for the same client (Core §12.2).
     let mut new_claims: Option<IdTokenClaims> = None;
@@ -165,42 +141,20 @@ pub async fn access_token(
             .await?;
         }
         Some(key) => {
-            sessions::store_access_token(
-                &mut tx,
-                session_id,
-                key,
-                &refreshed.access_token,
-                expires_at,
-            )
-            .await?;
+            sessions::store_access_token(&mut tx, session_id, key, &refreshed.access_token, expires_at).await?;
             // Keep the session's own token as it was, but store a rotated refresh token.
             if let Some(rotated) = refreshed.refresh_token.as_deref() {
-                sessions::store_refresh_token(
-                    &mut tx,
-                    session_id,
-                    rotated,
-                    refreshed.id_token.as_deref(),
-                )
-                .await?;
+                sessions::store_refresh_token(&mut tx, session_id, rotated, refreshed.id_token.as_deref()).await?;
             }
         }
     }
     if let Some(claims) = &new_claims {
         let profile = Profile::from_claims(&claims.all, None);
-        users::update_from_refresh(
-            &mut tx,
-            stored.user_id,
-            &profile,
-            claims.all.contains_key("roles"),
-        )
-        .await?;
+        users::update_from_refresh(&mut tx, stored.user_id, &profile, claims.all.contains_key("roles")).await?;
     }
     tx.commit().await?;
     tracing::info!(%session_id, rotated = refreshed.refresh_token.is_some(), "tokens refreshed");
-    Ok(AccessToken {
-        access_token: refreshed.access_token,
-        expires_at,
-    })
+    Ok(AccessToken { access_token: refreshed.access_token, expires_at })
 }
 
 async fn check_refreshed_id_token(
@@ -209,36 +163,20 @@ async fn check_refreshed_id_token(
     original: Option<&str>,
     raw: &str,
 ) -> Result<IdTokenClaims, String> {
-    let verifier = flow::verifier(
-        &state.settings,
-        metadata,
-        state.provider.http(),
-        &state.jwks,
-    );
-    let claims = id_token::validate(
-        &verifier,
-        raw,
-        &Expectations {
-            nonce: None,
-            not_issued_before: None,
-            now: unix_now(),
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let original = original
-        .and_then(unverified_claims)
-        .ok_or("no original ID token to compare with")?;
+    let verifier = flow::verifier(&state.settings, metadata, state.provider.http(), &state.jwks);
+    let claims =
+        id_token::validate(&verifier, raw, &Expectations { nonce: None, not_issued_before: None, now: unix_now() })
+            .await
+            .map_err(|e| e.to_string())?;
+    let original = original.and_then(unverified_claims).ok_or("no original ID token to compare with")?;
     if original.get("sub").and_then(|v| v.as_str()) != Some(claims.sub.as_str()) {
         return Err("sub differs".into());
     }
     if original.get("iss").and_then(|v| v.as_str()) != Some(claims.iss.as_str()) {
         return Err("iss differs".into());
     }
-    if let (Some(new_nonce), Some(old_nonce)) = (
-        &claims.nonce,
-        original.get("nonce").and_then(|v| v.as_str()),
-    ) && new_nonce != old_nonce
+    if let (Some(new_nonce), Some(old_nonce)) = (&claims.nonce, original.get("nonce").and_then(|v| v.as_str()))
+        && new_nonce != old_nonce
     {
         return Err("nonce differs".into());
     }
@@ -249,8 +187,6 @@ async fn check_refreshed_id_token(
 fn unverified_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
     use base64::Engine;
     let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
     serde_json::from_slice(&bytes).ok()
 }

@@ -22,19 +22,13 @@ fn is_safe(path: &str) -> bool {
     }
     // No backslashes, control characters or whitespace anywhere (browsers strip tabs and
     // newlines inside URLs, so `/\t/evil` would become `//evil`).
-    if path
-        .chars()
-        .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
-    {
+    if path.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace()) {
         return false;
     }
     // Percent-encoded slashes, backslashes and controls are refused as well: a later decoding
     // step (ours or a proxy's) must not be able to turn the path into an off-site one.
     let lower = path.to_ascii_lowercase();
-    if ["%2f", "%5c", "%09", "%0a", "%0d", "%00"]
-        .iter()
-        .any(|e| lower.contains(e))
-    {
+    if ["%2f", "%5c", "%09", "%0a", "%0d", "%00"].iter().any(|e| lower.contains(e)) {
         return false;
     }
     // The path must parse as a same-origin reference.
@@ -50,13 +44,7 @@ mod tests {
 
     #[test]
     fn keeps_local_paths() {
-        for p in [
-            "/",
-            "/admin",
-            "/admin/users/1?q=a%20b#top",
-            "/a/b/c",
-            "/%E2%9C%93",
-        ] {
+        for p in ["/", "/admin", "/admin/users/1?q=a%20b#top", "/a/b/c", "/%E2%9C%93"] {
             assert_eq!(sanitize(Some(p)), p);
         }
     }

@@ -33,9 +33,7 @@ struct SessionsPage {
 
 pub fn format_time(t: time::OffsetDateTime) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&format)
-        .unwrap_or_default()
+    t.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
 }
 
 fn row(s: SessionInfo, current: Uuid) -> SessionRow {
@@ -64,9 +62,7 @@ pub async fn sessions_page(
         csrf_token: session.csrf_token().unwrap_or_default(),
     };
     let html = crate::templates::render(&state.tera, "account_sessions.html", &page)?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(html))
+    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
 }
 
 #[derive(Deserialize)]
@@ -86,9 +82,7 @@ pub async fn sign_out_session(
     csrf::verify(&req, &state, &session, &form.csrf_token)?;
     let target = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
     if target == me.session_id {
-        return Err(AppError::BadRequest(
-            "Use Sign out to end this session.".into(),
-        ));
+        return Err(AppError::BadRequest("Use Sign out to end this session.".into()));
     }
     let ended = sessions::delete_for_user(&state.pool, me.user_id, Some(target), None).await?;
     if ended.is_empty() {
@@ -108,8 +102,7 @@ pub async fn sign_out_others(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse> {
     csrf::verify(&req, &state, &session, &form.csrf_token)?;
-    let ended =
-        sessions::delete_for_user(&state.pool, me.user_id, None, Some(me.session_id)).await?;
+    let ended = sessions::delete_for_user(&state.pool, me.user_id, None, Some(me.session_id)).await?;
     tracing::info!(user_id = %me.user_id, count = ended.len(), "user signed out their other sessions");
     revoke(&state, ended);
     Ok(back())
@@ -122,7 +115,5 @@ fn revoke(state: &web::Data<AppState>, refresh_tokens: Vec<Option<String>>) {
 }
 
 fn back() -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/account/sessions"))
-        .finish()
+    HttpResponse::SeeOther().insert_header((header::LOCATION, "/account/sessions")).finish()
 }

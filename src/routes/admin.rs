@@ -35,37 +35,23 @@ struct Listing {
     next_cursor: Option<String>,
 }
 
-async fn list(
-    state: &AppState,
-    active_only: bool,
-    q: Option<&str>,
-    cursor: Option<&str>,
-) -> Result<Listing> {
-    let search = q
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned);
+async fn list(state: &AppState, active_only: bool, q: Option<&str>, cursor: Option<&str>) -> Result<Listing> {
+    let search = q.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     if let Some(s) = &search
         && (s.chars().count() > 100 || s.chars().any(char::is_control))
     {
-        return Err(AppError::BadRequest(
-            "The search term must be at most 100 characters of text.".into(),
-        ));
+        return Err(AppError::BadRequest("The search term must be at most 100 characters of text.".into()));
     }
     let cursor = match cursor.filter(|c| !c.is_empty()) {
         None => None,
-        Some(c) => Some(
-            Cursor::decode(c)
-                .ok_or_else(|| AppError::BadRequest("The page cursor is not valid.".into()))?,
-        ),
+        Some(c) => Some(Cursor::decode(c).ok_or_else(|| AppError::BadRequest("The page cursor is not valid.".into()))?),
     };
     let mut rows = repo::list_users(&state.pool, active_only, search.as_deref(), cursor).await?;
     let next_cursor = if rows.len() as i64 > PAGE_SIZE {
         rows.truncate(PAGE_SIZE as usize);
         rows.last().map(|r| {
             Cursor {
-                activity_micros: i64::try_from(r.last_activity_at.unix_timestamp_nanos() / 1000)
-                    .unwrap_or(i64::MAX),
+                activity_micros: i64::try_from(r.last_activity_at.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX),
                 user_id: r.user_id,
             }
             .encode()
@@ -73,12 +59,7 @@ async fn list(
     } else {
         None
     };
-    Ok(Listing {
-        active_only,
-        search,
-        rows,
-        next_cursor,
-    })
+    Ok(Listing { active_only, search, rows, next_cursor })
 }
 
 #[derive(Serialize)]
@@ -134,13 +115,7 @@ pub async fn users_page(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse> {
     let active_only = query.view.as_deref() != Some("all");
-    let listing = list(
-        &state,
-        active_only,
-        query.q.as_deref(),
-        query.cursor.as_deref(),
-    )
-    .await?;
+    let listing = list(&state, active_only, query.q.as_deref(), query.cursor.as_deref()).await?;
     let (counts, age) = state.admin_counts.get(&state).await?;
     let view = if active_only { "active" } else { "all" };
     let link = |cursor: Option<&str>| {
@@ -165,9 +140,7 @@ pub async fn users_page(
     };
     tracing::debug!(admin = %admin.0.user_id, "admin users page");
     let html = crate::templates::render(&state.tera, "admin/users.html", &page)?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(html))
+    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
 }
 
 #[derive(Serialize)]
@@ -182,13 +155,7 @@ pub async fn users_json(
     _admin: AdminUser,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse> {
-    let listing = list(
-        &state,
-        query.active.unwrap_or(true),
-        query.q.as_deref(),
-        query.cursor.as_deref(),
-    )
-    .await?;
+    let listing = list(&state, query.active.unwrap_or(true), query.q.as_deref(), query.cursor.as_deref()).await?;
     Ok(HttpResponse::Ok().json(UsersJson {
         users: listing.rows,
         next_cursor: listing.next_cursor,
@@ -235,9 +202,7 @@ pub async fn user_page(
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
     let user_id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
-    let u = repo::user(&state.pool, user_id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let u = repo::user(&state.pool, user_id).await?.ok_or(AppError::NotFound)?;
     let list = sessions::list_for_user(&state.pool, user_id).await?;
     let page = UserPage {
         id: u.user_id,
@@ -275,9 +240,7 @@ pub async fn user_page(
         csrf_token: session.csrf_token().unwrap_or_default(),
     };
     let html = crate::templates::render(&state.tera, "admin/user.html", &page)?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(html))
+    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
 }
 
 #[derive(Deserialize)]
@@ -295,9 +258,7 @@ pub async fn revoke_session(
 ) -> Result<HttpResponse> {
     csrf::verify(&req, &state, &session, &form.csrf_token)?;
     let session_id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
-    let (user_id, refresh_token) = repo::revoke_session(&state.pool, session_id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let (user_id, refresh_token) = repo::revoke_session(&state.pool, session_id).await?.ok_or(AppError::NotFound)?;
     tracing::info!(admin = %admin.0.user_id, target_user = ?user_id, %session_id, "admin revoked a session");
     revoke_tokens(&state, vec![refresh_token]);
     state.admin_counts.invalidate();
@@ -329,7 +290,5 @@ fn revoke_tokens(state: &web::Data<AppState>, refresh_tokens: Vec<Option<String>
 
 fn back_to(user_id: Option<Uuid>) -> HttpResponse {
     let location = user_id.map_or_else(|| "/admin".to_owned(), |id| format!("/admin/users/{id}"));
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
 }

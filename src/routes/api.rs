@@ -57,14 +57,10 @@ pub async fn access_token(
         (Some(r), None) if valid(r) && url::Url::parse(r).is_ok() => Target::Resource(r.to_owned()),
         (None, Some(o)) if valid(o) => Target::Organization(o.to_owned()),
         (Some(_), Some(_)) => {
-            return Err(AppError::BadRequest(
-                "Ask for a resource or an organization, not both.".into(),
-            ));
+            return Err(AppError::BadRequest("Ask for a resource or an organization, not both.".into()));
         }
         _ => {
-            return Err(AppError::BadRequest(
-                "The resource must be an absolute URI.".into(),
-            ));
+            return Err(AppError::BadRequest("The resource must be an absolute URI.".into()));
         }
     };
     let token = refresh::access_token(&state, me.session_id, &target).await?;

@@ -23,9 +23,7 @@ pub struct SignInQuery {
 }
 
 fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
 }
 
 fn metadata(state: &AppState) -> Result<std::sync::Arc<ProviderMetadata>> {
@@ -48,13 +46,7 @@ pub async fn sign_in_huggingface(
     session: TypedSession,
     query: web::Query<SignInQuery>,
 ) -> Result<HttpResponse> {
-    start_sign_in(
-        &state,
-        &session,
-        query.return_to.as_deref(),
-        Some(HUGGING_FACE),
-    )
-    .await
+    start_sign_in(&state, &session, query.return_to.as_deref(), Some(HUGGING_FACE)).await
 }
 
 /// Records a pending sign-in bound to this browser and redirects to Logto.
@@ -68,33 +60,18 @@ async fn start_sign_in(
     let return_to = return_to::sanitize(return_to);
     let binding = session.login_binding()?;
     let request = flow::authorization_url(&state.settings, &metadata, direct_sign_in)?;
-    pending::create(
-        &state.pool,
-        &request.state,
-        &binding,
-        &request.nonce,
-        &request.pkce_verifier,
-        &return_to,
-    )
-    .await?;
+    pending::create(&state.pool, &request.state, &binding, &request.nonce, &request.pkce_verifier, &return_to).await?;
     Ok(see_other(request.url.as_str()))
 }
 
 /// The authorization response. Order matters: the pending sign-in is consumed first (one use),
 /// `iss` is checked before the code is exchanged, and nothing from the provider is used until the
 /// ID token has been validated.
-pub async fn callback(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: TypedSession,
-) -> Result<HttpResponse> {
-    let params = callback::parse(req.query_string())
-        .map_err(|e| AppError::sign_in("The sign-in response was malformed.", e))?;
+pub async fn callback(req: HttpRequest, state: web::Data<AppState>, session: TypedSession) -> Result<HttpResponse> {
+    let params =
+        callback::parse(req.query_string()).map_err(|e| AppError::sign_in("The sign-in response was malformed.", e))?;
     let Some(state_param) = params.state.as_deref() else {
-        return Err(AppError::sign_in(
-            "The sign-in response was incomplete.",
-            anyhow!("no state"),
-        ));
+        return Err(AppError::sign_in("The sign-in response was incomplete.", anyhow!("no state")));
     };
     let Some(binding) = session.existing_login_binding() else {
         return Err(AppError::sign_in(
@@ -114,49 +91,24 @@ pub async fn callback(
         return Err(provider_error(error));
     }
     let Some(code) = params.code.as_deref() else {
-        return Err(AppError::sign_in(
-            "The sign-in response was incomplete.",
-            anyhow!("no code"),
-        ));
+        return Err(AppError::sign_in("The sign-in response was incomplete.", anyhow!("no code")));
     };
 
     let verified = tokio::time::timeout(
         flow::CALLBACK_PROVIDER_BUDGET,
-        flow::finish_sign_in(
-            &state.settings,
-            &metadata,
-            state.provider.http(),
-            &state.jwks,
-            code,
-            &pending,
-        ),
+        flow::finish_sign_in(&state.settings, &metadata, state.provider.http(), &state.jwks, code, &pending),
     )
     .await
     .map_err(|_| AppError::ProviderUnavailable(anyhow!("the provider did not answer in time")))??;
 
     let profile = Profile::from_claims(&verified.claims.all, verified.userinfo.as_ref());
-    let user_id = repo::upsert_on_sign_in(
-        &state.pool,
-        &verified.claims.iss,
-        &verified.claims.sub,
-        &profile,
-    )
-    .await?;
+    let user_id = repo::upsert_on_sign_in(&state.pool, &verified.claims.iss, &verified.claims.sub, &profile).await?;
 
     // Identity::login renews the session key: the pre-login cookie stops working (fixation).
-    Identity::login(&req.extensions(), user_id.to_string())
-        .map_err(|e| AppError::Unexpected(anyhow!("{e}")))?;
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
+    Identity::login(&req.extensions(), user_id.to_string()).map_err(|e| AppError::Unexpected(anyhow!("{e}")))?;
+    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let client_ip = req.peer_addr().map(|a| a.ip().to_string());
-    session.start(
-        &verified.tokens,
-        verified.claims.sid.as_deref(),
-        user_agent,
-        client_ip.as_deref(),
-    )?;
+    session.start(&verified.tokens, verified.claims.sid.as_deref(), user_agent, client_ip.as_deref())?;
     tracing::info!(%user_id, has_sid = verified.claims.sid.is_some(), "signed in");
     Ok(see_other(&pending.return_to))
 }
@@ -172,10 +124,7 @@ fn check_issuer(metadata: &ProviderMetadata, iss: Option<&str>) -> Result<()> {
     } else {
         Err(AppError::sign_in(
             "The sign-in response did not come from the expected identity provider.",
-            anyhow!(
-                "authorization response iss {iss:?} is not {}",
-                metadata.issuer
-            ),
+            anyhow!("authorization response iss {iss:?} is not {}", metadata.issuer),
         ))
     }
 }
@@ -184,20 +133,15 @@ fn check_issuer(metadata: &ProviderMetadata, iss: Option<&str>) -> Result<()> {
 fn provider_error(code: &str) -> AppError {
     let public = match code {
         "access_denied" => "Sign-in was cancelled or access was denied.",
-        "login_required"
-        | "interaction_required"
-        | "consent_required"
-        | "account_selection_required" => "The identity provider needs you to sign in again.",
+        "login_required" | "interaction_required" | "consent_required" | "account_selection_required" => {
+            "The identity provider needs you to sign in again."
+        }
         "temporarily_unavailable" | "server_error" => {
             "The identity provider could not complete the sign-in. Please try again."
         }
         _ => "The identity provider reported an error.",
     };
-    let code: String = code
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(64)
-        .collect();
+    let code: String = code.chars().filter(char::is_ascii_alphanumeric).take(64).collect();
     AppError::sign_in(public, anyhow!("authorization error `{code}`"))
 }
 
@@ -207,17 +151,12 @@ struct SignOutPage {
 }
 
 /// A confirmation page; signing out itself is a POST with a CSRF token.
-pub async fn sign_out_page(
-    state: web::Data<AppState>,
-    session: TypedSession,
-) -> Result<HttpResponse> {
+pub async fn sign_out_page(state: web::Data<AppState>, session: TypedSession) -> Result<HttpResponse> {
     let Some(csrf_token) = session.csrf_token() else {
         return Ok(see_other("/"));
     };
     let html = crate::templates::render(&state.tera, "sign_out.html", &SignOutPage { csrf_token })?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(html))
+    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
 }
 
 #[derive(Deserialize)]
@@ -252,13 +191,8 @@ pub async fn sign_out(
         return Ok(see_other("/"));
     };
     if let Some(refresh) = tokens.as_ref().and_then(|t| t.refresh_token.as_deref()) {
-        flow::revoke_refresh_token(&state.settings, &metadata, state.provider.http(), refresh)
-            .await;
+        flow::revoke_refresh_token(&state.settings, &metadata, state.provider.http(), refresh).await;
     }
-    let target = flow::end_session_url(
-        &state.settings,
-        &metadata,
-        tokens.as_ref().and_then(|t| t.id_token.as_deref()),
-    );
+    let target = flow::end_session_url(&state.settings, &metadata, tokens.as_ref().and_then(|t| t.id_token.as_deref()));
     Ok(see_other(target.as_ref().map_or("/", url::Url::as_str)))
 }

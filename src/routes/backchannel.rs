@@ -19,54 +19,32 @@ use crate::startup::AppState;
 pub const MAX_BODY: usize = 64 * 1024;
 
 fn answer(status: actix_web::http::StatusCode, body: serde_json::Value) -> HttpResponse {
-    let mut res = HttpResponse::build(status)
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(body);
+    let mut res = HttpResponse::build(status).insert_header((header::CACHE_CONTROL, "no-store")).json(body);
     res.extensions_mut().insert(Rendered);
     res
 }
 
 fn bad_request(error: &str, description: &str) -> HttpResponse {
-    answer(
-        actix_web::http::StatusCode::BAD_REQUEST,
-        json!({"error": error, "error_description": description}),
-    )
+    answer(actix_web::http::StatusCode::BAD_REQUEST, json!({"error": error, "error_description": description}))
 }
 
-pub async fn backchannel_logout(
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+pub async fn backchannel_logout(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
     let form_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
     if !form_type {
-        return bad_request(
-            "invalid_request",
-            "expected an application/x-www-form-urlencoded body",
-        );
+        return bad_request("invalid_request", "expected an application/x-www-form-urlencoded body");
     }
-    let mut tokens = url::form_urlencoded::parse(&body)
-        .filter(|(k, _)| k == "logout_token")
-        .map(|(_, v)| v);
+    let mut tokens = url::form_urlencoded::parse(&body).filter(|(k, _)| k == "logout_token").map(|(_, v)| v);
     let (Some(token), None) = (tokens.next(), tokens.next()) else {
         return bad_request("invalid_request", "exactly one logout_token is required");
     };
     let Some(metadata) = state.provider.metadata() else {
         return bad_request("temporarily_unavailable", "provider metadata not loaded");
     };
-    let verifier = flow::verifier(
-        &state.settings,
-        &metadata,
-        state.provider.http(),
-        &state.jwks,
-    );
+    let verifier = flow::verifier(&state.settings, &metadata, state.provider.http(), &state.jwks);
     let logout = match logout_token::validate(&verifier, &token, unix_now()).await {
         Ok(logout) => logout,
         Err(error) => {
@@ -75,9 +53,7 @@ pub async fn backchannel_logout(
         }
     };
     let jti_hash = Sha256::digest(format!("{}\n{}", logout.iss, logout.jti).as_bytes()).to_vec();
-    let jti_expires_at = i64::try_from(logout.exp)
-        .unwrap_or(i64::MAX)
-        .saturating_add(60);
+    let jti_expires_at = i64::try_from(logout.exp).unwrap_or(i64::MAX).saturating_add(60);
     let result = sessions::backchannel_logout(
         &state.pool,
         &jti_hash,
@@ -89,11 +65,7 @@ pub async fn backchannel_logout(
     .await;
     match result {
         Ok(Some(refresh_tokens)) => {
-            tracing::info!(
-                sessions = refresh_tokens.len(),
-                by_sid = logout.sid.is_some(),
-                "back-channel logout"
-            );
+            tracing::info!(sessions = refresh_tokens.len(), by_sid = logout.sid.is_some(), "back-channel logout");
             revoke_in_background(state.into_inner(), metadata, refresh_tokens);
             answer(actix_web::http::StatusCode::OK, json!({}))
         }
@@ -120,8 +92,7 @@ pub fn revoke_in_background(
     }
     tokio::spawn(async move {
         for token in tokens {
-            flow::revoke_refresh_token(&state.settings, &metadata, state.provider.http(), &token)
-                .await;
+            flow::revoke_refresh_token(&state.settings, &metadata, state.provider.http(), &token).await;
         }
     });
 }

@@ -39,26 +39,14 @@ fn default_public(status: StatusCode) -> PublicError {
         401 => ("not_authenticated", "You need to sign in."),
         403 => ("forbidden", "You do not have access to this page."),
         404 => ("not_found", "There is nothing here."),
-        405 => (
-            "method_not_allowed",
-            "This address does not accept that method.",
-        ),
+        405 => ("method_not_allowed", "This address does not accept that method."),
         413 => ("payload_too_large", "The request was too large."),
-        415 => (
-            "unsupported_media_type",
-            "The request's content type is not accepted here.",
-        ),
-        503 => (
-            "service_unavailable",
-            "The service is temporarily unavailable. Please try again in a moment.",
-        ),
+        415 => ("unsupported_media_type", "The request's content type is not accepted here."),
+        503 => ("service_unavailable", "The service is temporarily unavailable. Please try again in a moment."),
         s if s >= 500 => ("internal_error", "Something went wrong on our side."),
         _ => ("error", "The request could not be completed."),
     };
-    PublicError {
-        code,
-        message: message.to_owned(),
-    }
+    PublicError { code, message: message.to_owned() }
 }
 
 fn title(status: StatusCode, public: &PublicError) -> &'static str {
@@ -97,11 +85,7 @@ impl ErrorContext {
 }
 
 /// The response for an error status.
-pub fn error_response(
-    ctx: &ErrorContext,
-    status: StatusCode,
-    public: Option<PublicError>,
-) -> HttpResponse {
+pub fn error_response(ctx: &ErrorContext, status: StatusCode, public: Option<PublicError>) -> HttpResponse {
     let public = public.unwrap_or_else(|| default_public(status));
     let request_id = ctx.request_id.clone();
     if ctx.path.starts_with("/api/") || ctx.path == "/backchannel-logout" {
@@ -117,18 +101,10 @@ pub fn error_response(
             "" => ctx.path.clone(),
             q => format!("{}?{q}", ctx.path),
         };
-        let back = if ctx.is_get {
-            return_to::sanitize(Some(&here))
-        } else {
-            "/".into()
-        };
-        let location = format!(
-            "/sign-in?return_to={}",
-            url::form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()
-        );
-        return HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, location))
-            .finish();
+        let back = if ctx.is_get { return_to::sanitize(Some(&here)) } else { "/".into() };
+        let location =
+            format!("/sign-in?return_to={}", url::form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>());
+        return HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish();
     }
     let page = ErrorPage {
         title: title(status, &public),
@@ -136,24 +112,15 @@ pub fn error_response(
         request_id,
         show_sign_in: public.code == "sign_in_failed",
     };
-    let html = ctx
-        .state
-        .as_ref()
-        .and_then(|state| crate::templates::render(&state.tera, "error.html", &page).ok());
+    let html = ctx.state.as_ref().and_then(|state| crate::templates::render(&state.tera, "error.html", &page).ok());
     match html {
-        Some(html) => HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .body(html),
-        None => HttpResponse::build(status)
-            .content_type("text/plain; charset=utf-8")
-            .body(public.message),
+        Some(html) => HttpResponse::build(status).content_type("text/html; charset=utf-8").body(html),
+        None => HttpResponse::build(status).content_type("text/plain; charset=utf-8").body(public.message),
     }
 }
 
 /// `ErrorHandlers` default handler: renders every error response that is not already rendered.
-pub fn render_error_handler<B: MessageBody>(
-    res: ServiceResponse<B>,
-) -> actix_web::Result<ErrorHandlerResponse<B>> {
+pub fn render_error_handler<B: MessageBody>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
     if res.response().extensions().get::<Rendered>().is_some() {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
@@ -161,9 +128,7 @@ pub fn render_error_handler<B: MessageBody>(
     let public = res.response().extensions().get::<PublicError>().cloned();
     let (req, _) = res.into_parts();
     let response = error_response(&ErrorContext::of(&req), status, public);
-    Ok(ErrorHandlerResponse::Response(
-        ServiceResponse::new(req, response).map_into_right_body(),
-    ))
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response).map_into_right_body()))
 }
 
 /// actix-session turns a store failure (Postgres down) into a bare 500; make it a 503 page.
@@ -178,15 +143,10 @@ pub async fn session_store_failure(
             tracing::error!(error = %err, "session store unavailable");
             let public = PublicError {
                 code: "service_unavailable",
-                message: "The service is temporarily unavailable. Please try again in a moment."
-                    .into(),
+                message: "The service is temporarily unavailable. Please try again in a moment.".into(),
             };
             let mut response = error_response(&ctx, StatusCode::SERVICE_UNAVAILABLE, Some(public));
-            super::headers::decorate(
-                response.headers_mut(),
-                ctx.state.as_ref().map(|s| s.get_ref()),
-                false,
-            );
+            super::headers::decorate(response.headers_mut(), ctx.state.as_ref().map(|s| s.get_ref()), false);
             Err(InternalError::from_response("session store unavailable", response).into())
         }
         other => other,
@@ -204,15 +164,12 @@ fn is_session_store_error(err: &actix_web::Error) -> bool {
 pub fn form_config() -> web::FormConfig {
     web::FormConfig::default()
         .limit(16 * 1024)
-        .error_handler(|err, _| {
-            AppError::BadRequest(format!("The form could not be read: {}", short(&err))).into()
-        })
+        .error_handler(|err, _| AppError::BadRequest(format!("The form could not be read: {}", short(&err))).into())
 }
 
 pub fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|err, _| {
-        AppError::BadRequest(format!("The address is not valid: {}", short(&err))).into()
-    })
+    web::QueryConfig::default()
+        .error_handler(|err, _| AppError::BadRequest(format!("The address is not valid: {}", short(&err))).into())
 }
 
 fn short(err: &impl std::fmt::Display) -> String {

@@ -24,9 +24,8 @@ impl SecurityHeaders {
              frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
         );
         Self {
-            csp: HeaderValue::from_str(&csp).unwrap_or_else(|_| {
-                HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")
-            }),
+            csp: HeaderValue::from_str(&csp)
+                .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")),
             hsts: settings.uses_https(),
         }
     }
@@ -39,38 +38,22 @@ pub async fn apply(
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let is_static = req.path().starts_with("/static/");
     let mut res = next.call(req).await?;
-    decorate(
-        res.headers_mut(),
-        state.as_ref().map(|s| s.get_ref()),
-        is_static,
-    );
+    decorate(res.headers_mut(), state.as_ref().map(|s| s.get_ref()), is_static);
     Ok(res)
 }
 
 /// Adds the security headers (and `no-store` unless `is_static`).
 pub fn decorate(headers: &mut HeaderMap, state: Option<&AppState>, is_static: bool) {
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // no-referrer everywhere: the callback URL carries the code, and no page needs to leak
     // its URL to another site.
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(
-        HeaderName::from_static("cross-origin-opener-policy"),
-        HeaderValue::from_static("same-origin"),
-    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin"));
     if let Some(state) = state {
         headers.insert(header::CONTENT_SECURITY_POLICY, state.headers.csp.clone());
         if state.headers.hsts {
-            headers.insert(
-                header::STRICT_TRANSPORT_SECURITY,
-                HeaderValue::from_static("max-age=31536000"),
-            );
+            headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
         }
     }
     if !is_static {
@@ -84,16 +67,13 @@ pub async fn server_timing(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let enabled = req
-        .app_data::<web::Data<AppState>>()
-        .is_some_and(|s| s.settings.server_timing);
+    let enabled = req.app_data::<web::Data<AppState>>().is_some_and(|s| s.settings.server_timing);
     let started = std::time::Instant::now();
     let mut res = next.call(req).await?;
     if enabled {
         let value = format!("app;dur={:.3}", started.elapsed().as_secs_f64() * 1000.0);
         if let Ok(value) = HeaderValue::from_str(&value) {
-            res.headers_mut()
-                .insert(HeaderName::from_static("server-timing"), value);
+            res.headers_mut().insert(HeaderName::from_static("server-timing"), value);
         }
     }
     Ok(res)

@@ -57,13 +57,9 @@ pub async fn home(
 ) -> Result<HttpResponse> {
     let page = HomePage {
         user: user.as_ref().map(|u| UserView::from(&u.0)),
-        is_admin: user
-            .as_ref()
-            .is_some_and(|u| crate::admin::is_admin(&u.0, &state.settings)),
+        is_admin: user.as_ref().is_some_and(|u| crate::admin::is_admin(&u.0, &state.settings)),
         csrf_token: session.csrf_token(),
     };
     let html = crate::templates::render(&state.tera, "home.html", &page)?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(html))
+    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
 }

@@ -16,10 +16,7 @@ use actix_web::web;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home::home))
         .route("/sign-in", web::get().to(auth::sign_in))
-        .route(
-            "/sign-in/huggingface",
-            web::get().to(auth::sign_in_huggingface),
-        )
+        .route("/sign-in/huggingface", web::get().to(auth::sign_in_huggingface))
         .route("/callback", web::get().to(auth::callback))
         .route("/sign-out", web::get().to(auth::sign_out_page))
         .route("/sign-out", web::post().to(auth::sign_out))
@@ -27,24 +24,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/access-token", web::get().to(api::access_token))
         .route("/admin", web::get().to(admin::users_page))
         .route("/admin/users/{id}", web::get().to(admin::user_page))
-        .route(
-            "/admin/users/{id}/sign-out-everywhere",
-            web::post().to(admin::sign_out_everywhere),
-        )
-        .route(
-            "/admin/sessions/{id}/revoke",
-            web::post().to(admin::revoke_session),
-        )
+        .route("/admin/users/{id}/sign-out-everywhere", web::post().to(admin::sign_out_everywhere))
+        .route("/admin/sessions/{id}/revoke", web::post().to(admin::revoke_session))
         .route("/api/admin/users", web::get().to(admin::users_json))
         .route("/account/sessions", web::get().to(account::sessions_page))
-        .route(
-            "/account/sessions/sign-out-others",
-            web::post().to(account::sign_out_others),
-        )
-        .route(
-            "/account/sessions/{id}/sign-out",
-            web::post().to(account::sign_out_session),
-        )
+        .route("/account/sessions/sign-out-others", web::post().to(account::sign_out_others))
+        .route("/account/sessions/{id}/sign-out", web::post().to(account::sign_out_session))
         .service(
             web::resource("/backchannel-logout")
                 .app_data(web::PayloadConfig::new(backchannel::MAX_BODY))

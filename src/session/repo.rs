@@ -17,9 +17,7 @@ pub struct StoredTokens {
 
 impl std::fmt::Debug for StoredTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredTokens")
-            .field("user_id", &self.user_id)
-            .finish_non_exhaustive()
+        f.debug_struct("StoredTokens").field("user_id", &self.user_id).finish_non_exhaustive()
     }
 }
 
@@ -33,23 +31,14 @@ macro_rules! select_tokens {
 
 #[tracing::instrument(name = "sessions.tokens", skip_all)]
 pub async fn tokens(pool: &PgPool, session_id: Uuid) -> Result<Option<StoredTokens>, sqlx::Error> {
-    sqlx::query_as(select_tokens!())
-        .bind(session_id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(select_tokens!()).bind(session_id).fetch_optional(pool).await
 }
 
 /// The tokens with the session row locked until the transaction ends: refreshes of one
 /// session are serialised across requests and app instances.
 #[tracing::instrument(name = "sessions.lock_tokens", skip_all)]
-pub async fn lock_tokens(
-    conn: &mut PgConnection,
-    session_id: Uuid,
-) -> Result<Option<StoredTokens>, sqlx::Error> {
-    sqlx::query_as(concat!(select_tokens!(), " for update"))
-        .bind(session_id)
-        .fetch_optional(conn)
-        .await
+pub async fn lock_tokens(conn: &mut PgConnection, session_id: Uuid) -> Result<Option<StoredTokens>, sqlx::Error> {
+    sqlx::query_as(concat!(select_tokens!(), " for update")).bind(session_id).fetch_optional(conn).await
 }
 
 /// Stores the result of a refresh; a refresh token or ID token the provider did not rotate is
@@ -121,10 +110,7 @@ pub async fn store_access_token(
 
 /// Deletes one session (e.g. its refresh was refused); returns whether it existed.
 pub async fn delete(conn: &mut PgConnection, session_id: Uuid) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("delete from sessions where session_id = $1")
-        .bind(session_id)
-        .execute(conn)
-        .await?;
+    let done = sqlx::query("delete from sessions where session_id = $1").bind(session_id).execute(conn).await?;
     Ok(done.rows_affected() > 0)
 }
 

@@ -9,9 +9,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use actix_session::storage::{
-    LoadError, SaveError, SessionKey, SessionStore, UpdateError, generate_session_key,
-};
+use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError, generate_session_key};
 use actix_web::cookie::time::Duration as CookieDuration;
 use anyhow::Context;
 use serde_json::Value;
@@ -47,12 +45,7 @@ struct Projection {
 impl PgSessionStore {
     pub fn new(pool: PgPool, idle_timeout: Duration, max_lifetime: Duration) -> Self {
         let touch_interval = TOUCH_INTERVAL.min(idle_timeout / 4);
-        Self {
-            pool,
-            idle_timeout,
-            max_lifetime,
-            touch_interval,
-        }
+        Self { pool, idle_timeout, max_lifetime, touch_interval }
     }
 
     fn secs(d: Duration) -> f64 {
@@ -95,17 +88,11 @@ pub fn key_hash(key: &SessionKey) -> Vec<u8> {
 }
 
 fn project(state: &HashMap<String, String>) -> Projection {
-    let string = |k: &str| {
-        state
-            .get(k)
-            .and_then(|v| serde_json::from_str::<String>(v).ok())
-    };
+    let string = |k: &str| state.get(k).and_then(|v| serde_json::from_str::<String>(v).ok());
     Projection {
         session_id: string(keys::SESSION_ID).and_then(|v| Uuid::parse_str(&v).ok()),
         user_id: string(keys::IDENTITY).and_then(|v| Uuid::parse_str(&v).ok()),
-        tokens: state
-            .get(keys::TOKENS)
-            .and_then(|v| serde_json::from_str(v).ok()),
+        tokens: state.get(keys::TOKENS).and_then(|v| serde_json::from_str(v).ok()),
         logto_sid: string(keys::LOGTO_SID),
         user_agent: string(keys::USER_AGENT),
         client_ip: string(keys::CLIENT_IP).filter(|ip| ip.parse::<std::net::IpAddr>().is_ok()),
@@ -119,12 +106,7 @@ fn state_to_json(state: &HashMap<String, String>) -> Value {
         state
             .iter()
             .filter(|(k, _)| k.as_str() != keys::TOKENS)
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.clone())),
-                )
-            })
+            .map(|(k, v)| (k.clone(), serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.clone()))))
             .collect(),
     )
 }
@@ -137,10 +119,7 @@ fn json_to_state(value: Value) -> Result<HashMap<String, String>, anyhow::Error>
 }
 
 impl SessionStore for PgSessionStore {
-    async fn load(
-        &self,
-        session_key: &SessionKey,
-    ) -> Result<Option<HashMap<String, String>>, LoadError> {
+    async fn load(&self, session_key: &SessionKey) -> Result<Option<HashMap<String, String>>, LoadError> {
         let hash = key_hash(session_key);
         let row: Option<(Value, bool)> = sqlx::query_as(
             "select state, last_seen_at < now() - $3 * interval '1 second'
@@ -175,16 +154,10 @@ impl SessionStore for PgSessionStore {
             .context("extending a session")
             .map_err(LoadError::Other)?;
         }
-        json_to_state(state)
-            .map(Some)
-            .map_err(LoadError::Deserialization)
+        json_to_state(state).map(Some).map_err(LoadError::Deserialization)
     }
 
-    async fn save(
-        &self,
-        state: HashMap<String, String>,
-        _ttl: &CookieDuration,
-    ) -> Result<SessionKey, SaveError> {
+    async fn save(&self, state: HashMap<String, String>, _ttl: &CookieDuration) -> Result<SessionKey, SaveError> {
         self.insert(&state).await.map_err(SaveError::Other)
     }
 
@@ -231,20 +204,14 @@ impl SessionStore for PgSessionStore {
             // The row expired or was revoked (back-channel logout, an admin) while this request
             // ran. Never resurrect it: start a new anonymous session that keeps only the
             // browser's login binding.
-            let anonymous: HashMap<String, String> = state
-                .into_iter()
-                .filter(|(k, _)| k == keys::LOGIN_BINDING)
-                .collect();
+            let anonymous: HashMap<String, String> =
+                state.into_iter().filter(|(k, _)| k == keys::LOGIN_BINDING).collect();
             return self.insert(&anonymous).await.map_err(UpdateError::Other);
         }
         Ok(session_key)
     }
 
-    async fn update_ttl(
-        &self,
-        session_key: &SessionKey,
-        _ttl: &CookieDuration,
-    ) -> Result<(), anyhow::Error> {
+    async fn update_ttl(&self, session_key: &SessionKey, _ttl: &CookieDuration) -> Result<(), anyhow::Error> {
         sqlx::query(
             "update sessions
                 set last_seen_at = now(),

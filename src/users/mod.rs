@@ -47,10 +47,7 @@ pub struct Profile {
 impl Profile {
     /// Builds a profile from validated ID token claims and (sub-checked) userinfo claims.
     /// `identities` is read from userinfo only, where Logto puts it.
-    pub fn from_claims(
-        id_token: &Map<String, Value>,
-        userinfo: Option<&Map<String, Value>>,
-    ) -> Self {
+    pub fn from_claims(id_token: &Map<String, Value>, userinfo: Option<&Map<String, Value>>) -> Self {
         let mut merged = id_token.clone();
         for key in ["nonce", "at_hash", "c_hash"] {
             merged.remove(key);
@@ -86,10 +83,7 @@ impl Profile {
             name: get("name"),
             username: get("username").or_else(|| get("preferred_username")),
             email: get("email"),
-            email_verified: merged
-                .get("email_verified")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            email_verified: merged.get("email_verified").and_then(Value::as_bool).unwrap_or(false),
             picture: get("picture"),
             roles,
             hf_user_id: text(hf.and_then(|h| h.get("userId"))),
@@ -113,11 +107,7 @@ fn clean(value: Value) -> Value {
     match value {
         Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "")),
         Value::Array(items) => Value::Array(items.into_iter().map(clean).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k.replace('\0', ""), clean(v)))
-                .collect(),
-        ),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k.replace('\0', ""), clean(v))).collect()),
         other => other,
     }
 }
@@ -140,15 +130,11 @@ mod tests {
 
     #[test]
     fn profile_reads_logto_claims_and_the_hugging_face_identity() {
-        let id = obj(
-            json!({"sub": "u1", "name": null, "username": "alice", "email": "a@x.io",
-            "email_verified": true, "picture": null, "roles": ["admin", 3, ""], "nonce": "n"}),
-        );
-        let info = obj(
-            json!({"sub": "u1", "name": "Alice", "identities": {"huggingface": {
+        let id = obj(json!({"sub": "u1", "name": null, "username": "alice", "email": "a@x.io",
+            "email_verified": true, "picture": null, "roles": ["admin", 3, ""], "nonce": "n"}));
+        let info = obj(json!({"sub": "u1", "name": "Alice", "identities": {"huggingface": {
             "userId": "hf-1", "details": {"id": "hf-1", "avatar": "https://hf.co/a.png",
-            "rawData": {"preferred_username": "alice-hf", "picture": "https://hf.co/b.png"}}}}}),
-        );
+            "rawData": {"preferred_username": "alice-hf", "picture": "https://hf.co/b.png"}}}}}));
         let p = Profile::from_claims(&id, Some(&info));
         assert_eq!(p.name.as_deref(), Some("Alice"));
         assert_eq!(p.username.as_deref(), Some("alice"));
@@ -163,9 +149,7 @@ mod tests {
 
     #[test]
     fn identities_in_the_id_token_are_ignored_and_nul_bytes_removed() {
-        let id = obj(
-            json!({"sub": "u1", "name": "A\u{0}B", "identities": {"huggingface": {"userId": "x"}}}),
-        );
+        let id = obj(json!({"sub": "u1", "name": "A\u{0}B", "identities": {"huggingface": {"userId": "x"}}}));
         let p = Profile::from_claims(&id, None);
         assert_eq!(p.hf_user_id, None);
         assert_eq!(p.name.as_deref(), Some("AB"));
@@ -173,17 +157,8 @@ mod tests {
 
     #[test]
     fn only_https_images_are_kept() {
-        assert_eq!(
-            safe_image_url(Some("https://x.io/a.png")).as_deref(),
-            Some("https://x.io/a.png")
-        );
-        for bad in [
-            "javascript:alert(1)",
-            "data:image/png;base64,AAAA",
-            "http://x.io/a.png",
-            "/local.png",
-            "",
-        ] {
+        assert_eq!(safe_image_url(Some("https://x.io/a.png")).as_deref(), Some("https://x.io/a.png"));
+        for bad in ["javascript:alert(1)", "data:image/png;base64,AAAA", "http://x.io/a.png", "/local.png", ""] {
             assert_eq!(safe_image_url(Some(bad)), None, "{bad}");
         }
     }

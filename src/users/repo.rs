@@ -8,12 +8,7 @@ use super::{Profile, User};
 /// Creates or updates the user identified by (issuer, subject) and records a sign-in.
 /// Users are never matched by email.
 #[tracing::instrument(name = "users.upsert", skip_all)]
-pub async fn upsert_on_sign_in(
-    pool: &PgPool,
-    issuer: &str,
-    subject: &str,
-    p: &Profile,
-) -> Result<Uuid, sqlx::Error> {
+pub async fn upsert_on_sign_in(pool: &PgPool, issuer: &str, subject: &str, p: &Profile) -> Result<Uuid, sqlx::Error> {
     sqlx::query_scalar(
         "with upserted as (
          insert into users (issuer, subject, name, username, email, email_verified, picture, roles,

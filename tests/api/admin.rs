@@ -24,25 +24,16 @@ async fn status_of_every_admin_route(app: &TestApp, user_id: Uuid, session_id: U
     vec![
         app.get("/admin").await.status().as_u16(),
         app.get("/admin?view=all").await.status().as_u16(),
-        app.get(&format!("/admin/users/{user_id}"))
+        app.get(&format!("/admin/users/{user_id}")).await.status().as_u16(),
+        app.get("/api/admin/users").await.status().as_u16(),
+        app.post_form(&format!("/admin/sessions/{session_id}/revoke"), &[("csrf_token", &csrf)])
             .await
             .status()
             .as_u16(),
-        app.get("/api/admin/users").await.status().as_u16(),
-        app.post_form(
-            &format!("/admin/sessions/{session_id}/revoke"),
-            &[("csrf_token", &csrf)],
-        )
-        .await
-        .status()
-        .as_u16(),
-        app.post_form(
-            &format!("/admin/users/{user_id}/sign-out-everywhere"),
-            &[("csrf_token", &csrf)],
-        )
-        .await
-        .status()
-        .as_u16(),
+        app.post_form(&format!("/admin/users/{user_id}/sign-out-everywhere"), &[("csrf_token", &csrf)])
+            .await
+            .status()
+            .as_u16(),
     ]
 }
 
@@ -61,15 +52,9 @@ async fn anonymous_users_are_sent_to_sign_in_and_apis_answer_401(pool: PgPool) {
     assert_eq!(location(&response), "/sign-in?return_to=%2Fadmin");
     let response = app.get("/api/admin/users").await;
     assert_eq!(response.status(), 401);
-    assert_eq!(
-        response.json::<Value>().await.expect("json")["error"],
-        "not_authenticated"
-    );
+    assert_eq!(response.json::<Value>().await.expect("json")["error"], "not_authenticated");
     let response = app
-        .post_form(
-            "/admin/users/00000000-0000-0000-0000-000000000000/sign-out-everywhere",
-            &[("csrf_token", "x")],
-        )
+        .post_form("/admin/users/00000000-0000-0000-0000-000000000000/sign-out-everywhere", &[("csrf_token", "x")])
         .await;
     assert_eq!(response.status(), 303, "anonymous POSTs go to sign-in too");
 }
@@ -99,12 +84,7 @@ async fn an_admin_by_role_gets_in(pool: PgPool) {
 #[sqlx::test]
 async fn an_admin_by_subject_allow_list_gets_in(pool: PgPool) {
     let op = FakeOp::start().await;
-    let app = spawn_app_with(
-        pool,
-        op,
-        &[("ADMIN_SUBJECTS", "someone-else, bob000000001")],
-    )
-    .await;
+    let app = spawn_app_with(pool, op, &[("ADMIN_SUBJECTS", "someone-else, bob000000001")]).await;
     app.signed_in(&bob()).await;
     assert_eq!(app.get("/admin").await.status(), 200);
     assert_eq!(app.get("/api/admin/users").await.status(), 200);
@@ -115,9 +95,7 @@ async fn an_admin_whose_role_was_removed_loses_access_at_the_next_sign_in(pool: 
     let app = admin_app(pool).await;
     assert_eq!(app.get("/admin").await.status(), 200);
     let mut demoted = TestUser::alice();
-    demoted
-        .claims
-        .insert("roles".into(), serde_json::json!(["viewer"]));
+    demoted.claims.insert("roles".into(), serde_json::json!(["viewer"]));
     app.signed_in(&demoted).await;
     assert_eq!(app.get("/admin").await.status(), 403);
     assert_eq!(app.get("/api/admin/users").await.status(), 403);
@@ -130,40 +108,19 @@ async fn the_page_lists_signed_in_users_with_counts(pool: PgPool) {
     other.signed_in(&TestUser::hugging_face_user()).await;
     let html = app.get("/admin").await.text().await.expect("html");
     assert!(html.contains("Alice Example") && html.contains("alice@example.com"));
-    assert!(
-        html.contains("Hugo Face") && html.contains("hugo-hf"),
-        "the Hugging Face username is listed"
-    );
-    assert!(
-        html.contains(r#"<strong id="count-users">2</strong>"#),
-        "{html}"
-    );
+    assert!(html.contains("Hugo Face") && html.contains("hugo-hf"), "the Hugging Face username is listed");
+    assert!(html.contains(r#"<strong id="count-users">2</strong>"#), "{html}");
     assert!(html.contains(r#"<strong id="count-signed-in">2</strong>"#));
     assert!(html.contains(r#"<strong id="count-sessions">2</strong>"#));
     assert!(html.contains(r#"<strong id="count-sign-ins">2</strong>"#));
     // Hugo signs out: he is still known but no longer signed in.
     let csrf = csrf_token_from_home(&other).await.expect("csrf");
     other.post_form("/sign-out", &[("csrf_token", &csrf)]).await;
-    let active: Value = app
-        .get("/api/admin/users")
-        .await
-        .json()
-        .await
-        .expect("json");
-    let all: Value = app
-        .get("/api/admin/users?active=false")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let active: Value = app.get("/api/admin/users").await.json().await.expect("json");
+    let all: Value = app.get("/api/admin/users?active=false").await.json().await.expect("json");
     assert_eq!(active["users"].as_array().map(Vec::len), Some(1));
     assert_eq!(all["users"].as_array().map(Vec::len), Some(2));
-    let hugo = all["users"]
-        .as_array()
-        .expect("users")
-        .iter()
-        .find(|u| u["subject"] == "hfuser000001")
-        .cloned();
+    let hugo = all["users"].as_array().expect("users").iter().find(|u| u["subject"] == "hfuser000001").cloned();
     assert_eq!(hugo.expect("hugo is still known")["active_sessions"], 0);
 }
 
@@ -183,9 +140,7 @@ async fn seed_users(pool: &PgPool, from: i32, to: i32, minutes_ago_base: i32) {
 }
 
 #[sqlx::test]
-async fn walking_all_pages_returns_every_active_user_exactly_once_while_new_users_sign_in(
-    pool: PgPool,
-) {
+async fn walking_all_pages_returns_every_active_user_exactly_once_while_new_users_sign_in(pool: PgPool) {
     let app = admin_app(pool.clone()).await;
     seed_users(&pool, 1, 130, 10).await;
     let mut seen: Vec<String> = vec![];
@@ -199,11 +154,7 @@ async fn walking_all_pages_returns_every_active_user_exactly_once_while_new_user
         let page: Value = app.get(&path).await.json().await.expect("json");
         let users = page["users"].as_array().expect("users");
         assert!(users.len() <= 50);
-        seen.extend(
-            users
-                .iter()
-                .map(|u| u["subject"].as_str().expect("subject").to_owned()),
-        );
+        seen.extend(users.iter().map(|u| u["subject"].as_str().expect("subject").to_owned()));
         pages += 1;
         // Between page loads, new users sign in (newest activity: they sort before the cursor).
         seed_users(&pool, 1000 + pages * 10, 1000 + pages * 10 + 4, -10).await;
@@ -216,10 +167,7 @@ async fn walking_all_pages_returns_every_active_user_exactly_once_while_new_user
     assert_eq!(unique.len(), seen.len(), "no user repeated");
     assert_eq!(pages, 3, "131 users in pages of 50");
     for i in 1..=130 {
-        assert!(
-            unique.contains(&format!("seed-{i}")),
-            "seed-{i} was skipped"
-        );
+        assert!(unique.contains(&format!("seed-{i}")), "seed-{i} was skipped");
     }
     assert!(unique.contains(&"alice0000001".to_owned()));
 }
@@ -236,77 +184,28 @@ async fn search_finds_by_name_username_and_email_case_insensitively(pool: PgPool
             .map(|u| u["subject"].as_str().unwrap_or_default().to_owned())
             .collect()
     };
-    let by_name = subjects(
-        app.get("/api/admin/users?q=ALICE%20EXAMPLE")
-            .await
-            .json()
-            .await
-            .expect("json"),
-    );
+    let by_name = subjects(app.get("/api/admin/users?q=ALICE%20EXAMPLE").await.json().await.expect("json"));
     assert_eq!(by_name, vec!["alice0000001"]);
-    let by_username = subjects(
-        app.get("/api/admin/users?q=Seed17")
-            .await
-            .json()
-            .await
-            .expect("json"),
-    );
+    let by_username = subjects(app.get("/api/admin/users?q=Seed17").await.json().await.expect("json"));
     assert_eq!(by_username, vec!["seed-17"]);
-    let by_email = subjects(
-        app.get("/api/admin/users?q=SEED23%40EXAMPLE")
-            .await
-            .json()
-            .await
-            .expect("json"),
-    );
+    let by_email = subjects(app.get("/api/admin/users?q=SEED23%40EXAMPLE").await.json().await.expect("json"));
     assert_eq!(by_email, vec!["seed-23"]);
-    let none = subjects(
-        app.get("/api/admin/users?q=%25")
-            .await
-            .json()
-            .await
-            .expect("json"),
-    );
-    assert!(
-        none.is_empty(),
-        "`%` is matched literally, not as a wildcard"
-    );
-    let html = app
-        .get("/admin?q=seed2&view=active")
-        .await
-        .text()
-        .await
-        .expect("html");
-    assert!(
-        html.contains("Seed User 2<")
-            && html.contains("Seed User 29")
-            && !html.contains("Seed User 3<")
-    );
+    let none = subjects(app.get("/api/admin/users?q=%25").await.json().await.expect("json"));
+    assert!(none.is_empty(), "`%` is matched literally, not as a wildcard");
+    let html = app.get("/admin?q=seed2&view=active").await.text().await.expect("html");
+    assert!(html.contains("Seed User 2<") && html.contains("Seed User 29") && !html.contains("Seed User 3<"));
 }
 
 #[sqlx::test]
 async fn bad_queries_are_a_400(pool: PgPool) {
     let app = admin_app(pool).await;
-    assert_eq!(
-        app.get("/api/admin/users?cursor=garbage").await.status(),
-        400
-    );
+    assert_eq!(app.get("/api/admin/users?cursor=garbage").await.status(), 400);
     assert_eq!(app.get("/admin?cursor=%FF%FE").await.status(), 400);
     let long = "a".repeat(101);
-    assert_eq!(
-        app.get(&format!("/api/admin/users?q={long}"))
-            .await
-            .status(),
-        400
-    );
+    assert_eq!(app.get(&format!("/api/admin/users?q={long}")).await.status(), 400);
     assert_eq!(app.get("/api/admin/users?active=maybe").await.status(), 400);
     assert_eq!(app.get("/admin/users/not-a-uuid").await.status(), 404);
-    assert_eq!(
-        app.get(&format!("/admin/users/{}", Uuid::new_v4()))
-            .await
-            .status(),
-        404
-    );
+    assert_eq!(app.get(&format!("/admin/users/{}", Uuid::new_v4())).await.status(), 404);
 }
 
 #[sqlx::test]
@@ -320,34 +219,15 @@ async fn revoking_a_session_makes_its_cookie_anonymous(pool: PgPool) {
     .fetch_one(&pool)
     .await
     .expect("bob's session");
-    let html = admin
-        .get(&format!("/admin/users/{user_id}"))
-        .await
-        .text()
-        .await
-        .expect("html");
+    let html = admin.get(&format!("/admin/users/{user_id}")).await.text().await.expect("html");
     assert!(html.contains(&session_id.to_string()));
     let csrf = csrf_token_from_home(&admin).await.expect("csrf");
 
-    let response = admin
-        .post_form(
-            &format!("/admin/sessions/{session_id}/revoke"),
-            &[("csrf_token", "forged")],
-        )
-        .await;
+    let response = admin.post_form(&format!("/admin/sessions/{session_id}/revoke"), &[("csrf_token", "forged")]).await;
     assert_eq!(response.status(), 403);
-    assert_eq!(
-        victim.me_status().await,
-        200,
-        "a forged POST changes nothing"
-    );
+    assert_eq!(victim.me_status().await, 200, "a forged POST changes nothing");
 
-    let response = admin
-        .post_form(
-            &format!("/admin/sessions/{session_id}/revoke"),
-            &[("csrf_token", &csrf)],
-        )
-        .await;
+    let response = admin.post_form(&format!("/admin/sessions/{session_id}/revoke"), &[("csrf_token", &csrf)]).await;
     assert_eq!(response.status(), 303);
     assert_eq!(location(&response), format!("/admin/users/{user_id}"));
     assert_eq!(victim.me_status().await, 401);
@@ -360,38 +240,26 @@ async fn signing_a_user_out_everywhere_ends_all_their_sessions(pool: PgPool) {
     phone.signed_in(&bob()).await;
     let laptop = spawn_app_with(pool.clone(), admin.op.clone(), &[]).await;
     laptop.signed_in(&bob()).await;
-    let user_id: Uuid =
-        sqlx::query_scalar("select user_id from users where subject = 'bob000000001'")
-            .fetch_one(&pool)
-            .await
-            .expect("bob");
+    let user_id: Uuid = sqlx::query_scalar("select user_id from users where subject = 'bob000000001'")
+        .fetch_one(&pool)
+        .await
+        .expect("bob");
     let csrf = csrf_token_from_home(&admin).await.expect("csrf");
-    let response = admin
-        .post_form(&format!("/admin/users/{user_id}/sign-out-everywhere"), &[])
-        .await;
+    let response = admin.post_form(&format!("/admin/users/{user_id}/sign-out-everywhere"), &[]).await;
     assert_eq!(response.status(), 400, "no token at all");
     assert_eq!(phone.me_status().await, 200);
-    let response = admin
-        .post_form(
-            &format!("/admin/users/{user_id}/sign-out-everywhere"),
-            &[("csrf_token", &csrf)],
-        )
-        .await;
+    let response =
+        admin.post_form(&format!("/admin/users/{user_id}/sign-out-everywhere"), &[("csrf_token", &csrf)]).await;
     assert_eq!(response.status(), 303);
     assert_eq!(phone.me_status().await, 401);
     assert_eq!(laptop.me_status().await, 401);
     assert_eq!(admin.me_status().await, 200);
-    let signed_in: Option<bool> =
-        sqlx::query_scalar("select sessions_expire_at > now() from users where user_id = $1")
-            .bind(user_id)
-            .fetch_one(&pool)
-            .await
-            .expect("row");
-    assert_ne!(
-        signed_in,
-        Some(true),
-        "bob is no longer counted as signed in"
-    );
+    let signed_in: Option<bool> = sqlx::query_scalar("select sessions_expire_at > now() from users where user_id = $1")
+        .bind(user_id)
+        .fetch_one(&pool)
+        .await
+        .expect("row");
+    assert_ne!(signed_in, Some(true), "bob is no longer counted as signed in");
 }
 
 #[sqlx::test]
@@ -399,41 +267,21 @@ async fn hostile_profiles_render_escaped_on_every_admin_view(pool: PgPool) {
     let app = admin_app(pool.clone()).await;
     let evil = spawn_app_with(pool.clone(), app.op.clone(), &[]).await;
     let mut user = TestUser::hugging_face_user();
-    user.claims.insert(
-        "name".into(),
-        serde_json::json!("<script>alert(1)</script>"),
-    );
-    user.claims.insert(
-        "email".into(),
-        serde_json::json!("\"><svg onload=alert(2)>@x.io"),
-    );
-    user.claims
-        .insert("picture".into(), serde_json::json!("javascript:alert(3)"));
+    user.claims.insert("name".into(), serde_json::json!("<script>alert(1)</script>"));
+    user.claims.insert("email".into(), serde_json::json!("\"><svg onload=alert(2)>@x.io"));
+    user.claims.insert("picture".into(), serde_json::json!("javascript:alert(3)"));
     user.userinfo_only["identities"]["huggingface"]["details"]["rawData"]["preferred_username"] =
         serde_json::json!("<img src=x onerror=alert(4)>");
     evil.signed_in(&user).await;
-    let user_id: Uuid =
-        sqlx::query_scalar("select user_id from users where subject = 'hfuser000001'")
-            .fetch_one(&pool)
-            .await
-            .expect("row");
-    for path in [
-        "/admin".to_owned(),
-        "/admin?view=all".to_owned(),
-        format!("/admin/users/{user_id}"),
-    ] {
+    let user_id: Uuid = sqlx::query_scalar("select user_id from users where subject = 'hfuser000001'")
+        .fetch_one(&pool)
+        .await
+        .expect("row");
+    for path in ["/admin".to_owned(), "/admin?view=all".to_owned(), format!("/admin/users/{user_id}")] {
         let html = app.get(&path).await.text().await.expect("html");
-        for raw in [
-            "<script>alert(1)",
-            "<svg onload",
-            "javascript:alert(3)",
-            "<img src=x",
-        ] {
+        for raw in ["<script>alert(1)", "<svg onload", "javascript:alert(3)", "<img src=x"] {
             assert!(!html.contains(raw), "{path}: {raw} rendered raw");
         }
-        assert!(
-            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
-            "{path}"
-        );
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{path}");
     }
 }

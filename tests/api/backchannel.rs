@@ -18,9 +18,7 @@ async fn post_logout(app: &TestApp, body: String) -> reqwest::Response {
 }
 
 fn form(token: &str) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("logout_token", token)
-        .finish()
+    url::form_urlencoded::Serializer::new(String::new()).append_pair("logout_token", token).finish()
 }
 
 async fn signed_in_alice(pool: PgPool) -> TestApp {
@@ -32,18 +30,10 @@ async fn signed_in_alice(pool: PgPool) -> TestApp {
 /// A logout token for alice changed by `change` must be refused with a 400 and end nothing.
 async fn assert_refused(change: impl FnOnce(&mut Header, &mut Map<String, Value>), pool: PgPool) {
     let app = signed_in_alice(pool).await;
-    let token = app
-        .op
-        .logout_token(Some("alice0000001"), Some("sid-alice-1"), change);
+    let token = app.op.logout_token(Some("alice0000001"), Some("sid-alice-1"), change);
     let response = post_logout(&app, form(&token)).await;
     assert_eq!(response.status(), 400);
-    assert_eq!(
-        response
-            .headers()
-            .get("cache-control")
-            .and_then(|v| v.to_str().ok()),
-        Some("no-store")
-    );
+    assert_eq!(response.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
     let body: Value = response.json().await.expect("json error");
     assert!(body["error"].is_string());
     assert_eq!(app.me_status().await, 200, "the session survived");
@@ -58,24 +48,12 @@ async fn a_valid_logout_token_with_sid_ends_only_that_session(pool: PgPool) {
     alice_elsewhere.sid = Some("sid-alice-2".into());
     other.signed_in(&alice_elsewhere).await;
 
-    let token = app
-        .op
-        .logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
+    let token = app.op.logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
     let response = post_logout(&app, form(&token)).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response
-            .headers()
-            .get("cache-control")
-            .and_then(|v| v.to_str().ok()),
-        Some("no-store")
-    );
+    assert_eq!(response.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
     assert_eq!(app.me_status().await, 401);
-    assert_eq!(
-        other.me_status().await,
-        200,
-        "the other Logto session is untouched"
-    );
+    assert_eq!(other.me_status().await, 200, "the other Logto session is untouched");
 }
 
 #[sqlx::test]
@@ -96,9 +74,7 @@ async fn a_logout_token_with_only_sub_ends_all_sessions_of_the_user(pool: PgPool
 #[sqlx::test]
 async fn an_unknown_session_still_gets_200(pool: PgPool) {
     let app = signed_in_alice(pool).await;
-    let token = app
-        .op
-        .logout_token(Some("nobody"), Some("no-such-sid"), |_, _| {});
+    let token = app.op.logout_token(Some("nobody"), Some("no-such-sid"), |_, _| {});
     assert_eq!(post_logout(&app, form(&token)).await.status(), 200);
     assert_eq!(app.me_status().await, 200);
 }
@@ -106,9 +82,7 @@ async fn an_unknown_session_still_gets_200(pool: PgPool) {
 #[sqlx::test]
 async fn a_sid_of_another_user_ends_nothing(pool: PgPool) {
     let app = signed_in_alice(pool).await;
-    let token = app
-        .op
-        .logout_token(Some("bob000000001"), Some("sid-alice-1"), |_, _| {});
+    let token = app.op.logout_token(Some("bob000000001"), Some("sid-alice-1"), |_, _| {});
     assert_eq!(post_logout(&app, form(&token)).await.status(), 200);
     assert_eq!(app.me_status().await, 200);
 }
@@ -116,9 +90,7 @@ async fn a_sid_of_another_user_ends_nothing(pool: PgPool) {
 #[sqlx::test]
 async fn a_replayed_logout_token_is_refused(pool: PgPool) {
     let app = signed_in_alice(pool).await;
-    let token = app
-        .op
-        .logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
+    let token = app.op.logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
     assert_eq!(post_logout(&app, form(&token)).await.status(), 200);
     app.signed_in(&TestUser::alice()).await;
     assert_eq!(post_logout(&app, form(&token)).await.status(), 400);
@@ -128,11 +100,9 @@ async fn a_replayed_logout_token_is_refused(pool: PgPool) {
 #[sqlx::test]
 async fn unknown_claims_and_form_fields_are_ignored_and_cookies_are_not_needed(pool: PgPool) {
     let app = signed_in_alice(pool).await;
-    let token = app
-        .op
-        .logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, c| {
-            c.insert("ignored_claim".into(), json!("x"));
-        });
+    let token = app.op.logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, c| {
+        c.insert("ignored_claim".into(), json!("x"));
+    });
     let body = format!("ignored_parameter=1&{}", form(&token));
     assert_eq!(post_logout(&app, body).await.status(), 200);
     assert_eq!(app.me_status().await, 401);
@@ -141,13 +111,10 @@ async fn unknown_claims_and_form_fields_are_ignored_and_cookies_are_not_needed(p
 #[sqlx::test]
 async fn alg_none_is_refused(pool: PgPool) {
     let app = signed_in_alice(pool).await;
-    let token = app
-        .op
-        .logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
+    let token = app.op.logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
     let payload = token.split('.').nth(1).expect("payload").to_owned();
     use base64::Engine;
-    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(br#"{"alg":"none","typ":"logout+jwt"}"#);
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"logout+jwt"}"#);
     let response = post_logout(&app, form(&format!("{header}.{payload}."))).await;
     assert_eq!(response.status(), 400);
     assert_eq!(app.me_status().await, 200);
@@ -165,11 +132,7 @@ async fn a_wrong_algorithm_is_refused(pool: PgPool) {
     header.typ = Some("logout+jwt".into());
     header.kid = Some(rsa.kid.clone());
     let token = jsonwebtoken::encode(&header, &claims, &rsa.encoding).expect("sign");
-    assert_eq!(
-        post_logout(&app, form(&token)).await.status(),
-        400,
-        "RS256 is not advertised"
-    );
+    assert_eq!(post_logout(&app, form(&token)).await.status(), 400, "RS256 is not advertised");
     assert_eq!(app.me_status().await, 200);
 }
 
@@ -181,12 +144,8 @@ async fn hs256_keyed_with_the_client_secret_is_refused(pool: PgPool) {
         "sub": "alice0000001", "events": {"http://schemas.openid.net/event/backchannel-logout": {}}});
     let mut header = Header::new(Algorithm::HS256);
     header.typ = Some("logout+jwt".into());
-    let token = jsonwebtoken::encode(
-        &header,
-        &claims,
-        &EncodingKey::from_secret(CLIENT_SECRET.as_bytes()),
-    )
-    .expect("sign");
+    let token =
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(CLIENT_SECRET.as_bytes())).expect("sign");
     assert_eq!(post_logout(&app, form(&token)).await.status(), 400);
     assert_eq!(app.me_status().await, 200);
 }
@@ -194,36 +153,21 @@ async fn hs256_keyed_with_the_client_secret_is_refused(pool: PgPool) {
 #[sqlx::test]
 async fn a_bad_signature_is_refused(pool: PgPool) {
     let app = signed_in_alice(pool).await;
-    let token = app
-        .op
-        .logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
+    let token = app.op.logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
     let (rest, sig) = token.rsplit_once('.').expect("jws");
     let flipped: String = sig.chars().rev().collect();
-    assert_eq!(
-        post_logout(&app, form(&format!("{rest}.{flipped}")))
-            .await
-            .status(),
-        400
-    );
+    assert_eq!(post_logout(&app, form(&format!("{rest}.{flipped}"))).await.status(), 400);
     assert_eq!(app.me_status().await, 200);
 }
 
 #[sqlx::test]
 async fn wrong_issuer_is_refused(pool: PgPool) {
-    assert_refused(
-        |_, c| drop(c.insert("iss".into(), json!("https://evil.example/oidc"))),
-        pool,
-    )
-    .await;
+    assert_refused(|_, c| drop(c.insert("iss".into(), json!("https://evil.example/oidc"))), pool).await;
 }
 
 #[sqlx::test]
 async fn wrong_audience_is_refused(pool: PgPool) {
-    assert_refused(
-        |_, c| drop(c.insert("aud".into(), json!("another-client"))),
-        pool,
-    )
-    .await;
+    assert_refused(|_, c| drop(c.insert("aud".into(), json!("another-client"))), pool).await;
 }
 
 #[sqlx::test]
@@ -233,16 +177,8 @@ async fn missing_events_is_refused(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_wrong_event_is_refused(pool: PgPool) {
-    assert_refused(
-        |_, c| {
-            drop(c.insert(
-                "events".into(),
-                json!({"http://schemas.openid.net/event/foobar": {}}),
-            ))
-        },
-        pool,
-    )
-    .await;
+    assert_refused(|_, c| drop(c.insert("events".into(), json!({"http://schemas.openid.net/event/foobar": {}}))), pool)
+        .await;
 }
 
 #[sqlx::test]
@@ -303,13 +239,7 @@ async fn a_missing_typ_is_refused(pool: PgPool) {
 #[sqlx::test]
 async fn malformed_requests_are_a_400_json(pool: PgPool) {
     let app = signed_in_alice(pool).await;
-    for body in [
-        "",
-        "logout_token=",
-        "logout_token=a.b.c",
-        "logout_token=x&logout_token=y",
-        "%%%",
-    ] {
+    for body in ["", "logout_token=", "logout_token=a.b.c", "logout_token=x&logout_token=y", "%%%"] {
         let response = post_logout(&app, body.to_owned()).await;
         assert_eq!(response.status(), 400, "{body:?}");
         let json: Value = response.json().await.expect("json");
@@ -333,9 +263,7 @@ async fn malformed_requests_are_a_400_json(pool: PgPool) {
 #[sqlx::test]
 async fn a_database_failure_is_never_a_200(pool: PgPool) {
     let app = signed_in_alice(pool.clone()).await;
-    let token = app
-        .op
-        .logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
+    let token = app.op.logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
     pool.close().await;
     let response = post_logout(&app, form(&token)).await;
     assert_eq!(response.status(), 400);
@@ -349,8 +277,7 @@ async fn two_instances_behave_as_one(pool: PgPool) {
     let b = spawn_app_with(pool, a.op.clone(), &[]).await;
     b.set_cookie(a.cookie());
     assert_eq!(b.me_status().await, 200);
-    let token =
-        a.op.logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
+    let token = a.op.logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
     assert_eq!(post_logout(&b, form(&token)).await.status(), 200);
     assert_eq!(a.me_status().await, 401);
     assert_eq!(b.me_status().await, 401);

@@ -7,11 +7,7 @@ use crate::helpers::*;
 async fn assert_refused(app: &TestApp, response: reqwest::Response) -> String {
     assert_eq!(response.status(), 400);
     let body = response.text().await.expect("body");
-    assert_eq!(
-        app.op.counters().token,
-        0,
-        "no token request after a bad authorization response"
-    );
+    assert_eq!(app.op.counters().token, 0, "no token request after a bad authorization response");
     assert_eq!(app.me_status().await, 401);
     body
 }
@@ -22,9 +18,7 @@ async fn a_wrong_state_is_refused(pool: PgPool) {
     let url = app.begin_sign_in("/sign-in").await;
     let code = app.op.authorize(&url, &TestUser::alice());
     let iss = app.op.issuer.clone();
-    let response = app
-        .callback(&[("code", &code), ("state", "forged-state"), ("iss", &iss)])
-        .await;
+    let response = app.callback(&[("code", &code), ("state", "forged-state"), ("iss", &iss)]).await;
     assert_refused(&app, response).await;
 }
 
@@ -45,33 +39,19 @@ async fn a_replayed_callback_is_refused(pool: PgPool) {
     let state = query_param(&url, "state").expect("state");
     let code = app.op.authorize(&url, &TestUser::alice());
     let iss = app.op.issuer.clone();
-    let query = [
-        ("code", code.as_str()),
-        ("state", state.as_str()),
-        ("iss", iss.as_str()),
-    ];
+    let query = [("code", code.as_str()), ("state", state.as_str()), ("iss", iss.as_str())];
     assert_eq!(app.callback(&query).await.status(), 303);
     let tokens_before = app.op.counters().token;
     let response = app.callback(&query).await;
     assert_eq!(response.status(), 400);
-    assert_eq!(
-        app.op.counters().token,
-        tokens_before,
-        "the replay never reached the token endpoint"
-    );
+    assert_eq!(app.op.counters().token, tokens_before, "the replay never reached the token endpoint");
 }
 
 #[sqlx::test]
 async fn a_callback_without_a_pending_sign_in_is_refused(pool: PgPool) {
     let app = spawn_app(pool).await;
     let iss = app.op.issuer.clone();
-    let response = app
-        .callback(&[
-            ("code", "unsolicited"),
-            ("state", "whatever"),
-            ("iss", &iss),
-        ])
-        .await;
+    let response = app.callback(&[("code", "unsolicited"), ("state", "whatever"), ("iss", &iss)]).await;
     assert_refused(&app, response).await;
 }
 
@@ -85,15 +65,11 @@ async fn a_state_from_another_browser_is_refused_and_stays_usable_by_its_owner(p
     let code = app.op.authorize(&url, &TestUser::alice());
     let state = query_param(&url, "state").expect("state");
     let iss = app.op.issuer.clone();
-    let response = victim
-        .callback(&[("code", &code), ("state", &state), ("iss", &iss)])
-        .await;
+    let response = victim.callback(&[("code", &code), ("state", &state), ("iss", &iss)]).await;
     assert_eq!(response.status(), 400, "login CSRF refused");
     assert_eq!(victim.me_status().await, 401);
     // The pending sign-in was not consumed by the foreign attempt.
-    let response = app
-        .callback(&[("code", &code), ("state", &state), ("iss", &iss)])
-        .await;
+    let response = app.callback(&[("code", &code), ("state", &state), ("iss", &iss)]).await;
     assert_eq!(response.status(), 303);
 }
 
@@ -103,13 +79,7 @@ async fn a_wrong_iss_parameter_is_refused_before_the_token_request(pool: PgPool)
     let url = app.begin_sign_in("/sign-in").await;
     let code = app.op.authorize(&url, &TestUser::alice());
     let state = query_param(&url, "state").expect("state");
-    let response = app
-        .callback(&[
-            ("code", &code),
-            ("state", &state),
-            ("iss", "https://evil.example/oidc"),
-        ])
-        .await;
+    let response = app.callback(&[("code", &code), ("state", &state), ("iss", "https://evil.example/oidc")]).await;
     assert_refused(&app, response).await;
 }
 
@@ -142,14 +112,7 @@ async fn repeated_parameters_are_refused(pool: PgPool) {
     let code = app.op.authorize(&url, &TestUser::alice());
     let state = query_param(&url, "state").expect("state");
     let iss = app.op.issuer.clone();
-    let response = app
-        .callback(&[
-            ("code", &code),
-            ("state", &state),
-            ("state", &state),
-            ("iss", &iss),
-        ])
-        .await;
+    let response = app.callback(&[("code", &code), ("state", &state), ("state", &state), ("iss", &iss)]).await;
     assert_refused(&app, response).await;
 }
 
@@ -187,16 +150,12 @@ async fn open_redirects_in_return_to_land_on_the_home_page(pool: PgPool) {
         "javascript:alert(1)",
     ] {
         let encoded: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
-        let url = app
-            .begin_sign_in(&format!("/sign-in?return_to={encoded}"))
-            .await;
+        let url = app.begin_sign_in(&format!("/sign-in?return_to={encoded}")).await;
         let response = app.return_from_provider(&url, &TestUser::alice()).await;
         assert_eq!(location(&response), "/", "return_to={target:?}");
     }
     // A local path is kept.
-    let url = app
-        .begin_sign_in("/sign-in?return_to=%2Fapi%2Fme%3Fx%3D1")
-        .await;
+    let url = app.begin_sign_in("/sign-in?return_to=%2Fapi%2Fme%3Fx%3D1").await;
     let response = app.return_from_provider(&url, &TestUser::alice()).await;
     assert_eq!(location(&response), "/api/me?x=1");
 }
@@ -213,15 +172,10 @@ async fn a_pending_sign_in_expires_after_ten_minutes(pool: PgPool) {
     assert_refused(&app, response).await;
     let ttl: f64 = {
         app.begin_sign_in("/sign-in").await;
-        sqlx::query_scalar(
-            "select extract(epoch from max(expires_at - created_at))::float8 from pending_logins",
-        )
-        .fetch_one(&app.pool)
-        .await
-        .expect("ttl")
+        sqlx::query_scalar("select extract(epoch from max(expires_at - created_at))::float8 from pending_logins")
+            .fetch_one(&app.pool)
+            .await
+            .expect("ttl")
     };
-    assert!(
-        (ttl - 600.0).abs() < 1.0,
-        "pending sign-ins live 10 minutes, not {ttl}"
-    );
+    assert!((ttl - 600.0).abs() < 1.0, "pending sign-ins live 10 minutes, not {ttl}");
 }

@@ -37,8 +37,7 @@ impl TestKey {
     pub fn load(name: &str, kid: &str, alg: Algorithm) -> Self {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
         let pem = std::fs::read(format!("{dir}/{name}.pem")).expect("fixture key");
-        let public_pem =
-            std::fs::read(format!("{dir}/{name}.pub.pem")).expect("fixture public key");
+        let public_pem = std::fs::read(format!("{dir}/{name}.pub.pem")).expect("fixture public key");
         let encoding = match alg {
             Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
             _ => EncodingKey::from_ec_pem(&pem),
@@ -56,13 +55,7 @@ impl TestKey {
                 _ => KeyAlgorithm::ES384,
             });
         }
-        Self {
-            kid: kid.to_owned(),
-            alg,
-            encoding,
-            jwk,
-            public_pem,
-        }
+        Self { kid: kid.to_owned(), alg, encoding, jwk, public_pem }
     }
 
     pub fn es384_a() -> Self {
@@ -107,10 +100,8 @@ impl TestUser {
     pub fn hugging_face_user() -> Self {
         Self {
             sub: "hfuser000001".into(),
-            claims: obj(
-                json!({"name": "Hugo Face", "username": null, "email": "hugo@example.com",
-                "email_verified": true, "picture": null, "roles": []}),
-            ),
+            claims: obj(json!({"name": "Hugo Face", "username": null, "email": "hugo@example.com",
+                "email_verified": true, "picture": null, "roles": []})),
             userinfo_only: obj(json!({"identities": {"huggingface": {"userId": "hf-42",
                 "details": {"id": "hf-42", "name": "Hugo Face", "avatar": "https://cdn-avatars.huggingface.co/hugo.png",
                 "rawData": {"sub": "hf-42", "preferred_username": "hugo-hf", "picture": "https://cdn-avatars.huggingface.co/hugo.png"}}}}})),
@@ -121,10 +112,8 @@ impl TestUser {
     pub fn named(sub: &str, name: &str) -> Self {
         let mut user = Self::alice();
         user.sub = sub.into();
-        user.claims
-            .insert("name".into(), Value::String(name.into()));
-        user.claims
-            .insert("username".into(), Value::String(sub.into()));
+        user.claims.insert("name".into(), Value::String(name.into()));
+        user.claims.insert("username".into(), Value::String(sub.into()));
         user.claims.insert("roles".into(), json!([]));
         user.sid = None;
         user
@@ -284,18 +273,11 @@ impl FakeOp {
             behaviour: Behaviour::default(),
             counters: Counters::default(),
         }));
-        let data = web::Data::new(Shared {
-            state: state.clone(),
-            base: base.clone(),
-            issuer: issuer.clone(),
-        });
+        let data = web::Data::new(Shared { state: state.clone(), base: base.clone(), issuer: issuer.clone() });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .route(
-                    "/oidc/.well-known/openid-configuration",
-                    web::get().to(discovery),
-                )
+                .route("/oidc/.well-known/openid-configuration", web::get().to(discovery))
                 .route("/oidc/jwks", web::get().to(jwks))
                 .route("/oidc/token", web::post().to(token))
                 .route("/oidc/me", web::get().to(userinfo))
@@ -308,12 +290,7 @@ impl FakeOp {
         .run();
         let handle = server.handle();
         tokio::spawn(server);
-        Self {
-            base,
-            issuer,
-            state,
-            server: handle,
-        }
+        Self { base, issuer, state, server: handle }
     }
 
     pub async fn stop(&self) {
@@ -360,10 +337,7 @@ impl FakeOp {
         let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
         assert_eq!(q.get("client_id").map(String::as_str), Some(CLIENT_ID));
         assert_eq!(q.get("response_type").map(String::as_str), Some("code"));
-        assert_eq!(
-            q.get("code_challenge_method").map(String::as_str),
-            Some("S256")
-        );
+        assert_eq!(q.get("code_challenge_method").map(String::as_str), Some("S256"));
         let code = random();
         self.state.lock().expect("lock").grants.insert(
             code.clone(),
@@ -429,12 +403,7 @@ async fn discovery(data: web::Data<Shared>) -> HttpResponse {
         let mut s = data.state.lock().expect("lock");
         s.counters.discovery += 1;
         let b = &s.behaviour;
-        (
-            b.discovery_up,
-            b.discovery_issuer.clone(),
-            b.advertised_algs.clone(),
-            b.iss_parameter_supported,
-        )
+        (b.discovery_up, b.discovery_issuer.clone(), b.advertised_algs.clone(), b.iss_parameter_supported)
     };
     if !up {
         return HttpResponse::ServiceUnavailable().body("down");
@@ -464,12 +433,8 @@ async fn jwks(data: web::Data<Shared>) -> HttpResponse {
     if !s.behaviour.jwks_up {
         return HttpResponse::ServiceUnavailable().finish();
     }
-    let set = JwkSet {
-        keys: s.keys.iter().map(|k| k.jwk.clone()).collect(),
-    };
-    HttpResponse::Ok()
-        .content_type("application/jwk-set+json; charset=utf-8")
-        .json(set)
+    let set = JwkSet { keys: s.keys.iter().map(|k| k.jwk.clone()).collect() };
+    HttpResponse::Ok().content_type("application/jwk-set+json; charset=utf-8").json(set)
 }
 
 fn form(body: &[u8]) -> HashMap<String, String> {
@@ -482,17 +447,12 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
     let decoded = STANDARD.decode(value.strip_prefix("Basic ")?).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
-    let decode = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-    };
+    let decode = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
     Some((decode(id)?, decode(secret)?))
 }
 
 fn token_error(error: &str) -> HttpResponse {
-    HttpResponse::BadRequest()
-        .json(json!({"error": error, "error_description": "<b>provider text</b>"}))
+    HttpResponse::BadRequest().json(json!({"error": error, "error_description": "<b>provider text</b>"}))
 }
 
 async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> HttpResponse {
@@ -500,11 +460,8 @@ async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
     let (mode, behaviour) = {
         let mut s = data.state.lock().expect("lock");
         s.counters.token += 1;
-        s.counters.last_token_auth = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        s.counters.last_token_auth =
+            req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
         s.counters.last_token_form = params.clone();
         (s.behaviour.token, s.behaviour.clone())
     };
@@ -514,26 +471,18 @@ async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
             return HttpResponse::Ok().finish();
         }
         TokenMode::Status(code) => {
-            return HttpResponse::build(
-                actix_web::http::StatusCode::from_u16(code).expect("status"),
-            )
-            .content_type("text/html")
-            .body("<html>error</html>");
+            return HttpResponse::build(actix_web::http::StatusCode::from_u16(code).expect("status"))
+                .content_type("text/html")
+                .body("<html>error</html>");
         }
         TokenMode::Html => {
-            return HttpResponse::Ok()
-                .content_type("text/html")
-                .body("<html>hello</html>");
+            return HttpResponse::Ok().content_type("text/html").body("<html>hello</html>");
         }
         TokenMode::Garbage => {
-            return HttpResponse::Ok()
-                .content_type("application/json")
-                .body("{not json");
+            return HttpResponse::Ok().content_type("application/json").body("{not json");
         }
         TokenMode::Redirect => {
-            return HttpResponse::Found()
-                .insert_header(("location", "http://127.0.0.1:9/steal"))
-                .finish();
+            return HttpResponse::Found().insert_header(("location", "http://127.0.0.1:9/steal")).finish();
         }
         TokenMode::Huge => {
             return HttpResponse::Ok()
@@ -602,16 +551,9 @@ async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
     }
 
     let access_token = random();
-    data.state
-        .lock()
-        .expect("lock")
-        .access_tokens
-        .insert(access_token.clone(), grant.user.clone());
+    data.state.lock().expect("lock").access_tokens.insert(access_token.clone(), grant.user.clone());
     let offline = grant.scope.split(' ').any(|s| s == "offline_access")
-        && grant
-            .prompt
-            .as_deref()
-            .is_some_and(|p| p.split(' ').any(|p| p == "consent"));
+        && grant.prompt.as_deref().is_some_and(|p| p.split(' ').any(|p| p == "consent"));
     let mut response = json!({
         "access_token": access_token,
         "token_type": "Bearer",
@@ -623,11 +565,7 @@ async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
         let refresh_token = random();
         data.state.lock().expect("lock").refresh_tokens.insert(
             refresh_token.clone(),
-            RefreshGrant {
-                user: grant.user.clone(),
-                nonce: grant.nonce.clone(),
-                scope: grant.scope.clone(),
-            },
+            RefreshGrant { user: grant.user.clone(), nonce: grant.nonce.clone(), scope: grant.scope.clone() },
         );
         response["refresh_token"] = json!(refresh_token);
     }
@@ -638,10 +576,7 @@ async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
         TokenMode::OddCaseTokenType => response["token_type"] = json!("bEARER"),
         TokenMode::MacTokenType => response["token_type"] = json!("mac"),
         TokenMode::NoExpiresIn => {
-            response
-                .as_object_mut()
-                .expect("object")
-                .remove("expires_in");
+            response.as_object_mut().expect("object").remove("expires_in");
         }
         _ => {}
     }
@@ -650,11 +585,7 @@ async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
 
 /// The refresh-token grant, rotating on every use like a public client at Logto; a rotated-away
 /// token presented again revokes the whole grant (Logto's reuse detection).
-async fn refresh_grant(
-    params: &HashMap<String, String>,
-    data: &Shared,
-    behaviour: &Behaviour,
-) -> HttpResponse {
+async fn refresh_grant(params: &HashMap<String, String>, data: &Shared, behaviour: &Behaviour) -> HttpResponse {
     let presented = params.get("refresh_token").cloned().unwrap_or_default();
     let resource = params.get("resource").cloned();
     let grant = {
@@ -686,15 +617,7 @@ async fn refresh_grant(
     let now = jsonwebtoken::get_current_timestamp();
     let mut claims = grant.user.claims.clone();
     claims.insert("iss".into(), json!(data.issuer));
-    claims.insert(
-        "sub".into(),
-        json!(
-            behaviour
-                .refresh_sub
-                .clone()
-                .unwrap_or_else(|| grant.user.sub.clone())
-        ),
-    );
+    claims.insert("sub".into(), json!(behaviour.refresh_sub.clone().unwrap_or_else(|| grant.user.sub.clone())));
     claims.insert("aud".into(), json!(CLIENT_ID));
     claims.insert("iat".into(), json!(now));
     claims.insert("exp".into(), json!(now + 3600));
@@ -717,8 +640,7 @@ async fn refresh_grant(
     {
         let mut s = data.state.lock().expect("lock");
         s.used_refresh_tokens.insert(presented);
-        s.access_tokens
-            .insert(access_token.clone(), grant.user.clone());
+        s.access_tokens.insert(access_token.clone(), grant.user.clone());
         s.refresh_tokens.insert(rotated.clone(), grant.clone());
     }
     HttpResponse::Ok().json(json!({
@@ -728,19 +650,12 @@ async fn refresh_grant(
 }
 
 async fn userinfo(req: HttpRequest, data: web::Data<Shared>) -> HttpResponse {
-    let auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let (mode, user) = {
         let mut s = data.state.lock().expect("lock");
         s.counters.userinfo += 1;
         s.counters.userinfo_auth.push(auth.clone());
-        let user = auth
-            .strip_prefix("Bearer ")
-            .and_then(|t| s.access_tokens.get(t).cloned());
+        let user = auth.strip_prefix("Bearer ").and_then(|t| s.access_tokens.get(t).cloned());
         (s.behaviour.userinfo, user)
     };
     let Some(user) = user else {
@@ -758,15 +673,12 @@ async fn userinfo(req: HttpRequest, data: web::Data<Shared>) -> HttpResponse {
             HttpResponse::Ok().json(claims)
         }
         UserinfoMode::Status(code) => {
-            HttpResponse::build(actix_web::http::StatusCode::from_u16(code).expect("status"))
-                .finish()
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(code).expect("status")).finish()
         }
-        UserinfoMode::NotJson => HttpResponse::Ok()
-            .content_type("application/json")
-            .body("[1,2"),
-        UserinfoMode::WrongContentType => HttpResponse::Ok()
-            .content_type("text/html")
-            .body(serde_json::to_string(&claims).expect("json")),
+        UserinfoMode::NotJson => HttpResponse::Ok().content_type("application/json").body("[1,2"),
+        UserinfoMode::WrongContentType => {
+            HttpResponse::Ok().content_type("text/html").body(serde_json::to_string(&claims).expect("json"))
+        }
         UserinfoMode::Hang => {
             tokio::time::sleep(Duration::from_secs(60)).await;
             HttpResponse::Ok().finish()
@@ -780,12 +692,7 @@ async fn revocation(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>)
     }
     let params = form(&body);
     if let Some(token) = params.get("token") {
-        data.state
-            .lock()
-            .expect("lock")
-            .counters
-            .revoked
-            .push(token.clone());
+        data.state.lock().expect("lock").counters.revoked.push(token.clone());
     }
     HttpResponse::Ok().finish()
 }

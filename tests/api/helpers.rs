@@ -12,8 +12,7 @@ use sqlx::PgPool;
 
 pub use crate::fake_op::{CLIENT_ID, CLIENT_SECRET, FakeOp, TestUser};
 
-pub const SESSION_SECRET: &str =
-    "test-session-secret-0123456789-0123456789-0123456789-0123456789-0123456789";
+pub const SESSION_SECRET: &str = "test-session-secret-0123456789-0123456789-0123456789-0123456789-0123456789";
 
 static TRACING: Once = Once::new();
 
@@ -67,13 +66,9 @@ pub async fn spawn_app_with(pool: PgPool, op: FakeOp, overrides: &[(&str, &str)]
 pub async fn spawn_app_unready(pool: PgPool, op: FakeOp, overrides: &[(&str, &str)]) -> TestApp {
     init_tracing();
     let settings = test_settings(&op, overrides);
-    let app = Application::build(
-        settings,
-        pool.clone(),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
-    )
-    .await
-    .expect("build app");
+    let app = Application::build(settings, pool.clone(), concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))
+        .await
+        .expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
@@ -81,23 +76,13 @@ pub async fn spawn_app_unready(pool: PgPool, op: FakeOp, overrides: &[(&str, &st
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
-    TestApp {
-        address,
-        pool,
-        op,
-        client,
-        cookie: Mutex::new(None),
-    }
+    TestApp { address, pool, op, client, cookie: Mutex::new(None) }
 }
 
 impl TestApp {
     pub async fn wait_ready(&self) {
         for _ in 0..100 {
-            if let Ok(r) = self
-                .client
-                .get(format!("{}/readyz", self.address))
-                .send()
-                .await
+            if let Ok(r) = self.client.get(format!("{}/readyz", self.address)).send().await
                 && r.status() == 200
             {
                 return;
@@ -164,35 +149,23 @@ impl TestApp {
     /// GET `/sign-in...` and return the authorization URL it redirects to.
     pub async fn begin_sign_in(&self, path: &str) -> String {
         let response = self.get(path).await;
-        assert_eq!(
-            response.status(),
-            303,
-            "sign-in should redirect: {}",
-            response.text().await.unwrap_or_default()
-        );
+        assert_eq!(response.status(), 303, "sign-in should redirect: {}", response.text().await.unwrap_or_default());
         location(&response)
     }
 
     /// The browser's return from the provider with an explicit query.
     pub async fn callback(&self, query: &[(&str, &str)]) -> reqwest::Response {
-        let query: String = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(query)
-            .finish();
+        let query: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish();
         self.get(&format!("/callback?{query}")).await
     }
 
     /// Approves `authorization_url` at the provider for `user` and returns to `/callback` the
     /// way Logto does (`code`, `state`, `iss`).
-    pub async fn return_from_provider(
-        &self,
-        authorization_url: &str,
-        user: &TestUser,
-    ) -> reqwest::Response {
+    pub async fn return_from_provider(&self, authorization_url: &str, user: &TestUser) -> reqwest::Response {
         let code = self.op.authorize(authorization_url, user);
         let state = query_param(authorization_url, "state").expect("state");
         let issuer = self.op.issuer.clone();
-        self.callback(&[("code", &code), ("state", &state), ("iss", &issuer)])
-            .await
+        self.callback(&[("code", &code), ("state", &state), ("iss", &issuer)]).await
     }
 
     /// A whole sign-in; returns the callback response.
@@ -204,12 +177,7 @@ impl TestApp {
     /// A whole sign-in that must succeed.
     pub async fn signed_in(&self, user: &TestUser) {
         let response = self.sign_in_as(user).await;
-        assert_eq!(
-            response.status(),
-            303,
-            "sign-in failed: {}",
-            response.text().await.unwrap_or_default()
-        );
+        assert_eq!(response.status(), 303, "sign-in failed: {}", response.text().await.unwrap_or_default());
     }
 
     pub async fn me_status(&self) -> u16 {
@@ -217,26 +185,15 @@ impl TestApp {
     }
 
     pub async fn count(&self, sql: &'static str) -> i64 {
-        sqlx::query_scalar(sql)
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect("count")
     }
 }
 
 pub fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .expect("Location header")
-        .to_owned()
+    response.headers().get(LOCATION).and_then(|v| v.to_str().ok()).expect("Location header").to_owned()
 }
 
 pub fn query_param(url: &str, name: &str) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
-    parsed
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+    parsed.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }

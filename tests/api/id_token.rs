@@ -15,32 +15,15 @@ async fn assert_rejected(app: &TestApp) {
     assert_eq!(response.status(), 400, "the sign-in must be refused");
     let body = response.text().await.expect("body");
     assert!(body.contains("Sign-in failed"), "{body}");
-    assert_eq!(
-        app.op.counters().userinfo,
-        0,
-        "no userinfo call after an invalid ID token"
-    );
-    assert_eq!(
-        app.count("select count(*) from users").await,
-        0,
-        "no user was stored"
-    );
-    assert_eq!(
-        app.count("select count(*) from sessions where user_id is not null")
-            .await,
-        0
-    );
+    assert_eq!(app.op.counters().userinfo, 0, "no userinfo call after an invalid ID token");
+    assert_eq!(app.count("select count(*) from users").await, 0, "no user was stored");
+    assert_eq!(app.count("select count(*) from sessions where user_id is not null").await, 0);
     assert_eq!(app.me_status().await, 401);
 }
 
 async fn assert_accepted(app: &TestApp) {
     let response = app.sign_in_as(&TestUser::alice()).await;
-    assert_eq!(
-        response.status(),
-        303,
-        "{}",
-        response.text().await.unwrap_or_default()
-    );
+    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap_or_default());
     assert_eq!(app.me_status().await, 200);
 }
 
@@ -71,10 +54,7 @@ async fn alg_none_is_rejected(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.op.finish(|token| {
         let payload = token.split('.').nth(1).expect("payload").to_owned();
-        format!(
-            "{}.{payload}.",
-            b64(&json!({"alg": "none", "kid": "key-a"}))
-        )
+        format!("{}.{payload}.", b64(&json!({"alg": "none", "kid": "key-a"})))
     });
     assert_rejected(&app).await;
 }
@@ -85,11 +65,7 @@ async fn hs256_keyed_with_the_public_key_is_rejected(pool: PgPool) {
     let public_pem = TestKey::es384_a().public_pem;
     app.op.set(|b| {
         b.advertised_algs = vec!["ES384".into(), "HS256".into()];
-        b.sign_with = Some((
-            Algorithm::HS256,
-            EncodingKey::from_secret(&public_pem),
-            Some("key-a".into()),
-        ));
+        b.sign_with = Some((Algorithm::HS256, EncodingKey::from_secret(&public_pem), Some("key-a".into())));
     });
     assert_rejected(&app).await;
 }
@@ -99,11 +75,7 @@ async fn hs256_keyed_with_the_client_secret_is_rejected(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.op.set(|b| {
         b.advertised_algs = vec!["ES384".into(), "HS256".into()];
-        b.sign_with = Some((
-            Algorithm::HS256,
-            EncodingKey::from_secret(CLIENT_SECRET.as_bytes()),
-            None,
-        ));
+        b.sign_with = Some((Algorithm::HS256, EncodingKey::from_secret(CLIENT_SECRET.as_bytes()), None));
     });
     assert_rejected(&app).await;
 }
@@ -113,13 +85,7 @@ async fn rs256_token_is_rejected_when_only_es384_is_advertised(pool: PgPool) {
     let app = spawn_app(pool).await;
     let rsa = TestKey::rs256();
     app.op.set_keys(vec![TestKey::es384_a(), rsa.clone()]);
-    app.op.set(|b| {
-        b.sign_with = Some((
-            Algorithm::RS256,
-            rsa.encoding.clone(),
-            Some(rsa.kid.clone()),
-        ))
-    });
+    app.op.set(|b| b.sign_with = Some((Algorithm::RS256, rsa.encoding.clone(), Some(rsa.kid.clone()))));
     assert_rejected(&app).await;
 }
 
@@ -139,11 +105,7 @@ async fn an_algorithm_the_key_does_not_allow_is_rejected(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.op.set(|b| {
         b.advertised_algs = vec!["ES384".into(), "ES256".into()];
-        b.sign_with = Some((
-            Algorithm::ES256,
-            TestKey::es256().encoding,
-            Some("key-a".into()),
-        ));
+        b.sign_with = Some((Algorithm::ES256, TestKey::es256().encoding, Some("key-a".into())));
     });
     assert_rejected(&app).await;
 }
@@ -264,11 +226,7 @@ async fn iat_in_the_future_is_rejected(pool: PgPool) {
 async fn nonce_mismatch_is_rejected(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.op.tamper(|_, c| {
-        let nonce = c
-            .get("nonce")
-            .and_then(|n| n.as_str())
-            .unwrap_or_default()
-            .to_owned();
+        let nonce = c.get("nonce").and_then(|n| n.as_str()).unwrap_or_default().to_owned();
         c.insert("nonce".into(), json!(format!("{nonce}1")));
     });
     assert_rejected(&app).await;
@@ -319,10 +277,7 @@ async fn an_access_token_type_is_not_an_id_token(pool: PgPool) {
 async fn a_token_with_logout_events_is_rejected(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.op.tamper(|_, c| {
-        c.insert(
-            "events".into(),
-            json!({"http://schemas.openid.net/event/backchannel-logout": {}}),
-        );
+        c.insert("events".into(), json!({"http://schemas.openid.net/event/backchannel-logout": {}}));
     });
     assert_rejected(&app).await;
 }
@@ -341,11 +296,7 @@ async fn keys_named_in_the_header_are_never_used(pool: PgPool) {
     let attacker = TestKey::es384_b();
     app.op.set(|b| {
         let attacker = attacker.clone();
-        b.sign_with = Some((
-            Algorithm::ES384,
-            attacker.encoding.clone(),
-            Some("key-a".into()),
-        ));
+        b.sign_with = Some((Algorithm::ES384, attacker.encoding.clone(), Some("key-a".into())));
         b.tamper = Some(std::sync::Arc::new(move |h, _| {
             h.jku = Some("http://127.0.0.1:9/attacker-jwks".into());
             h.jwk = Some(attacker.jwk.clone());
@@ -358,13 +309,7 @@ async fn keys_named_in_the_header_are_never_used(pool: PgPool) {
 async fn an_unknown_kid_never_published_is_rejected_after_one_refetch(pool: PgPool) {
     let app = spawn_app(pool).await;
     let other = TestKey::es384_b();
-    app.op.set(|b| {
-        b.sign_with = Some((
-            Algorithm::ES384,
-            other.encoding.clone(),
-            Some("never-published".into()),
-        ))
-    });
+    app.op.set(|b| b.sign_with = Some((Algorithm::ES384, other.encoding.clone(), Some("never-published".into()))));
     assert_rejected(&app).await;
     assert_eq!(app.op.counters().jwks, 1, "one fetch, no retry storm");
 }
@@ -411,11 +356,7 @@ async fn key_rotation_is_picked_up_with_one_jwks_refetch(pool: PgPool) {
     // The test cooldown is 1 s (30 s in production); let it pass.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_accepted(&app).await;
-    assert_eq!(
-        app.op.counters().jwks,
-        2,
-        "exactly one refetch for the new kid"
-    );
+    assert_eq!(app.op.counters().jwks, 2, "exactly one refetch for the new kid");
 }
 
 #[sqlx::test]
@@ -424,20 +365,10 @@ async fn unknown_kids_within_the_cooldown_cause_no_refetch(pool: PgPool) {
     let app = spawn_app_with(pool, op, &[("JWKS_REFETCH_COOLDOWN", "30")]).await;
     assert_accepted(&app).await;
     let other = TestKey::es384_b();
-    app.op.set(|b| {
-        b.sign_with = Some((
-            Algorithm::ES384,
-            other.encoding.clone(),
-            Some("random-kid".into()),
-        ))
-    });
+    app.op.set(|b| b.sign_with = Some((Algorithm::ES384, other.encoding.clone(), Some("random-kid".into()))));
     for _ in 0..3 {
         let response = app.sign_in_as(&TestUser::alice()).await;
         assert_eq!(response.status(), 400);
     }
-    assert_eq!(
-        app.op.counters().jwks,
-        1,
-        "a flood of unknown kids does not hammer the JWKS"
-    );
+    assert_eq!(app.op.counters().jwks, 1, "a flood of unknown kids does not hammer the JWKS");
 }

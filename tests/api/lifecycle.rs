@@ -31,23 +31,16 @@ async fn a_fresh_access_token_is_returned_without_a_refresh(pool: PgPool) {
 }
 
 #[sqlx::test]
-async fn a_nearly_expired_access_token_is_refreshed_and_the_rotated_refresh_token_stored(
-    pool: PgPool,
-) {
+async fn a_nearly_expired_access_token_is_refreshed_and_the_rotated_refresh_token_stored(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.signed_in(&TestUser::alice()).await;
-    let before: String = sqlx::query_scalar("select refresh_token from sessions")
-        .fetch_one(&app.pool)
-        .await
-        .expect("row");
+    let before: String =
+        sqlx::query_scalar("select refresh_token from sessions").fetch_one(&app.pool).await.expect("row");
     expire_access_token(&app).await;
     let body: Value = access_token(&app, "").await.json().await.expect("json");
     assert_eq!(app.op.counters().refresh_grants, 1);
     let (after, access): (String, String) =
-        sqlx::query_as("select refresh_token, access_token from sessions")
-            .fetch_one(&app.pool)
-            .await
-            .expect("row");
+        sqlx::query_as("select refresh_token, access_token from sessions").fetch_one(&app.pool).await.expect("row");
     assert_ne!(before, after, "the rotated refresh token was stored");
     assert_eq!(body["access_token"], access.as_str());
     // The next call uses the new token without another refresh.
@@ -61,19 +54,12 @@ async fn concurrent_requests_cause_exactly_one_refresh(pool: PgPool) {
     app.signed_in(&TestUser::alice()).await;
     app.op.set(|b| b.refresh_delay = Duration::from_millis(300));
     expire_access_token(&app).await;
-    let (a, b, c) = tokio::join!(
-        access_token(&app, ""),
-        access_token(&app, ""),
-        access_token(&app, "")
-    );
+    let (a, b, c) = tokio::join!(access_token(&app, ""), access_token(&app, ""), access_token(&app, ""));
     for r in [a, b, c] {
         assert_eq!(r.status(), 200);
     }
     let counters = app.op.counters();
-    assert_eq!(
-        counters.refresh_grants, 1,
-        "one refresh-token use at the provider"
-    );
+    assert_eq!(counters.refresh_grants, 1, "one refresh-token use at the provider");
     assert_eq!(counters.refresh_reuse, 0);
 }
 
@@ -99,11 +85,7 @@ async fn invalid_grant_ends_the_session(pool: PgPool) {
     expire_access_token(&app).await;
     assert_eq!(access_token(&app, "").await.status(), 401);
     assert_eq!(app.me_status().await, 401);
-    assert_eq!(
-        app.count("select count(*) from sessions where user_id is not null")
-            .await,
-        0
-    );
+    assert_eq!(app.count("select count(*) from sessions where user_id is not null").await, 0);
 }
 
 #[sqlx::test]
@@ -123,9 +105,7 @@ async fn a_refresh_updates_roles_and_profile(pool: PgPool) {
     // The provider now reports no admin role and a new name for alice's grant.
     let mut changed = TestUser::alice();
     changed.claims.insert("roles".into(), serde_json::json!([]));
-    changed
-        .claims
-        .insert("name".into(), serde_json::json!("Alice Demoted"));
+    changed.claims.insert("name".into(), serde_json::json!("Alice Demoted"));
     app.op.replace_user_in_grants(&changed);
     expire_access_token(&app).await;
     assert_eq!(access_token(&app, "").await.status(), 200);
@@ -141,21 +121,12 @@ async fn resource_tokens_are_fetched_with_rfc8707_and_cached(pool: PgPool) {
     let query = "?resource=https%3A%2F%2Fapi.example.com";
     let first: Value = access_token(&app, query).await.json().await.expect("json");
     let second: Value = access_token(&app, query).await.json().await.expect("json");
-    assert_eq!(
-        first["access_token"], second["access_token"],
-        "cached until near expiry"
-    );
+    assert_eq!(first["access_token"], second["access_token"], "cached until near expiry");
     let counters = app.op.counters();
     assert_eq!(counters.refresh_grants, 1);
-    assert_eq!(
-        counters.refresh_resources,
-        vec!["https://api.example.com".to_owned()]
-    );
+    assert_eq!(counters.refresh_resources, vec!["https://api.example.com".to_owned()]);
     // An organization token is a different audience.
-    assert_eq!(
-        access_token(&app, "?organization_id=org1").await.status(),
-        200
-    );
+    assert_eq!(access_token(&app, "?organization_id=org1").await.status(), 200);
     assert_eq!(app.op.counters().refresh_grants, 2);
 }
 
@@ -167,21 +138,9 @@ async fn a_refused_resource_is_a_clear_4xx(pool: PgPool) {
     let response = access_token(&app, "?resource=https%3A%2F%2Funknown.example.com").await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.expect("json");
-    assert!(
-        body["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("invalid_target")),
-        "{body}"
-    );
-    assert_eq!(
-        app.me_status().await,
-        200,
-        "a refused resource does not end the session"
-    );
-    for bad in [
-        "?resource=not-a-uri",
-        "?resource=https%3A%2F%2Fa&organization_id=o",
-    ] {
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("invalid_target")), "{body}");
+    assert_eq!(app.me_status().await, 200, "a refused resource does not end the session");
+    for bad in ["?resource=not-a-uri", "?resource=https%3A%2F%2Fa&organization_id=o"] {
         assert_eq!(access_token(&app, bad).await.status(), 400, "{bad}");
     }
 }
@@ -191,15 +150,8 @@ async fn access_tokens_are_for_same_origin_callers_only(pool: PgPool) {
     let app = spawn_app(pool).await;
     assert_eq!(access_token(&app, "").await.status(), 401);
     app.signed_in(&TestUser::alice()).await;
-    let cookie = format!(
-        "{}={}",
-        logto_signin::startup::SESSION_COOKIE,
-        app.cookie().expect("cookie")
-    );
-    for (name, value) in [
-        ("origin", "https://evil.example"),
-        ("sec-fetch-site", "cross-site"),
-    ] {
+    let cookie = format!("{}={}", logto_signin::startup::SESSION_COOKIE, app.cookie().expect("cookie"));
+    for (name, value) in [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")] {
         let response = app
             .client
             .get(app.url("/api/access-token"))
@@ -219,34 +171,17 @@ async fn users_see_their_sessions_and_sign_out_the_others(pool: PgPool) {
     let phone = spawn_app_with(pool, laptop.op.clone(), &[]).await;
     phone.signed_in(&TestUser::alice()).await;
 
-    let html = laptop
-        .get("/account/sessions")
-        .await
-        .text()
-        .await
-        .expect("html");
+    let html = laptop.get("/account/sessions").await.text().await.expect("html");
     assert_eq!(html.matches("<tr").count() - 1, 2, "two sessions listed");
     assert!(html.contains("This session"));
-    let csrf = crate::sign_in::csrf_token_from_home(&laptop)
-        .await
-        .expect("csrf");
+    let csrf = crate::sign_in::csrf_token_from_home(&laptop).await.expect("csrf");
 
     // Without the token nothing happens.
-    let response = laptop
-        .post_form(
-            "/account/sessions/sign-out-others",
-            &[("csrf_token", "nope")],
-        )
-        .await;
+    let response = laptop.post_form("/account/sessions/sign-out-others", &[("csrf_token", "nope")]).await;
     assert_eq!(response.status(), 403);
     assert_eq!(phone.me_status().await, 200);
 
-    let response = laptop
-        .post_form(
-            "/account/sessions/sign-out-others",
-            &[("csrf_token", &csrf)],
-        )
-        .await;
+    let response = laptop.post_form("/account/sessions/sign-out-others", &[("csrf_token", &csrf)]).await;
     assert_eq!(response.status(), 303);
     assert_eq!(phone.me_status().await, 401);
     assert_eq!(laptop.me_status().await, 200);
@@ -268,29 +203,13 @@ async fn a_user_can_sign_out_one_other_session_but_not_someone_elses(pool: PgPoo
     .expect("rows");
     let phone_id = ids[1].0;
     let bob_id = ids[2].0;
-    let csrf = crate::sign_in::csrf_token_from_home(&laptop)
-        .await
-        .expect("csrf");
+    let csrf = crate::sign_in::csrf_token_from_home(&laptop).await.expect("csrf");
 
-    let response = laptop
-        .post_form(
-            &format!("/account/sessions/{bob_id}/sign-out"),
-            &[("csrf_token", &csrf)],
-        )
-        .await;
-    assert_eq!(
-        response.status(),
-        404,
-        "another user's session is not yours to end"
-    );
+    let response = laptop.post_form(&format!("/account/sessions/{bob_id}/sign-out"), &[("csrf_token", &csrf)]).await;
+    assert_eq!(response.status(), 404, "another user's session is not yours to end");
     assert_eq!(bob.me_status().await, 200);
 
-    let response = laptop
-        .post_form(
-            &format!("/account/sessions/{phone_id}/sign-out"),
-            &[("csrf_token", &csrf)],
-        )
-        .await;
+    let response = laptop.post_form(&format!("/account/sessions/{phone_id}/sign-out"), &[("csrf_token", &csrf)]).await;
     assert_eq!(response.status(), 303);
     assert_eq!(phone.me_status().await, 401);
     assert_eq!(laptop.me_status().await, 200);

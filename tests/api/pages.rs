@@ -9,17 +9,11 @@ async fn the_anonymous_home_page_offers_both_sign_in_buttons(pool: PgPool) {
     let app = spawn_app(pool).await;
     let response = app.get("/").await;
     assert_eq!(response.status(), 200);
-    assert!(
-        response.headers().get("set-cookie").is_none(),
-        "no session for an anonymous visit"
-    );
+    assert!(response.headers().get("set-cookie").is_none(), "no session for an anonymous visit");
     let html = response.text().await.expect("html");
     assert!(html.contains("Hello Logto"));
     assert!(html.contains("href=\"/sign-in\""));
-    assert!(
-        html.contains("href=\"/sign-in/huggingface\"")
-            && html.contains("Continue with Hugging Face")
-    );
+    assert!(html.contains("href=\"/sign-in/huggingface\"") && html.contains("Continue with Hugging Face"));
 }
 
 #[sqlx::test]
@@ -36,23 +30,10 @@ async fn the_signed_in_home_page_shows_the_user_and_never_the_tokens(pool: PgPoo
             .fetch_one(&app.pool)
             .await
             .expect("tokens are stored server-side");
-    for (name, value) in [
-        ("id_token", &id_token),
-        ("access_token", &access_token),
-        ("refresh_token", &refresh_token),
-    ] {
-        assert!(
-            !html.contains(value.as_str()),
-            "{name} leaked into the page"
-        );
-        assert!(
-            !app.cookie().expect("cookie").contains(value.as_str()),
-            "{name} leaked into the cookie"
-        );
-        assert!(
-            !state.contains(value.as_str()),
-            "{name} is kept in its column, not in the session state"
-        );
+    for (name, value) in [("id_token", &id_token), ("access_token", &access_token), ("refresh_token", &refresh_token)] {
+        assert!(!html.contains(value.as_str()), "{name} leaked into the page");
+        assert!(!app.cookie().expect("cookie").contains(value.as_str()), "{name} leaked into the cookie");
+        assert!(!state.contains(value.as_str()), "{name} is kept in its column, not in the session state");
     }
 }
 
@@ -60,25 +41,15 @@ async fn the_signed_in_home_page_shows_the_user_and_never_the_tokens(pool: PgPoo
 async fn hostile_profile_claims_render_escaped(pool: PgPool) {
     let app = spawn_app(pool).await;
     let mut user = TestUser::alice();
-    user.claims.insert(
-        "name".into(),
-        serde_json::json!("<script>alert(1)</script>"),
-    );
-    user.claims.insert(
-        "username".into(),
-        serde_json::json!("\"><img src=x onerror=alert(2)>"),
-    );
-    user.claims
-        .insert("picture".into(), serde_json::json!("javascript:alert(3)"));
+    user.claims.insert("name".into(), serde_json::json!("<script>alert(1)</script>"));
+    user.claims.insert("username".into(), serde_json::json!("\"><img src=x onerror=alert(2)>"));
+    user.claims.insert("picture".into(), serde_json::json!("javascript:alert(3)"));
     app.signed_in(&user).await;
     let html = app.get("/").await.text().await.expect("html");
     assert!(!html.contains("<script>alert(1)</script>"));
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(!html.contains("<img src=x"));
-    assert!(
-        !html.contains("javascript:"),
-        "non-https avatars are not rendered"
-    );
+    assert!(!html.contains("javascript:"), "non-https avatars are not rendered");
 }
 
 #[sqlx::test]
@@ -87,37 +58,17 @@ async fn every_response_carries_the_security_headers(pool: PgPool) {
     for path in ["/", "/healthz", "/api/me", "/nope", "/static/css/app.css"] {
         let response = app.get(path).await;
         let h = response.headers();
-        assert_eq!(
-            h.get("x-content-type-options")
-                .map(|v| v.to_str().unwrap_or_default()),
-            Some("nosniff"),
-            "{path}"
-        );
-        let csp = h
-            .get("content-security-policy")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
+        assert_eq!(h.get("x-content-type-options").map(|v| v.to_str().unwrap_or_default()), Some("nosniff"), "{path}");
+        let csp = h.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
         assert!(h.get("referrer-policy").is_some(), "{path}");
     }
     app.signed_in(&TestUser::alice()).await;
     let response = app.get("/").await;
-    assert_eq!(
-        response
-            .headers()
-            .get("cache-control")
-            .and_then(|v| v.to_str().ok()),
-        Some("no-store")
-    );
+    assert_eq!(response.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
     let url = app.begin_sign_in("/sign-in").await;
     let response = app.return_from_provider(&url, &TestUser::alice()).await;
-    assert_eq!(
-        response
-            .headers()
-            .get("referrer-policy")
-            .and_then(|v| v.to_str().ok()),
-        Some("no-referrer")
-    );
+    assert_eq!(response.headers().get("referrer-policy").and_then(|v| v.to_str().ok()), Some("no-referrer"));
 }
 
 #[sqlx::test]
@@ -125,13 +76,7 @@ async fn api_me_is_401_json_when_signed_out(pool: PgPool) {
     let app = spawn_app(pool).await;
     let response = app.get("/api/me").await;
     assert_eq!(response.status(), 401);
-    assert!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.contains("json"))
-    );
+    assert!(response.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|c| c.contains("json")));
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["error"], "not_authenticated");
 }

@@ -37,10 +37,7 @@ async fn signed_in_users_keep_working_while_logto_is_unreachable(pool: PgPool) {
     let started = Instant::now();
     assert_eq!(app.me_status().await, 200);
     assert_eq!(app.get("/").await.status(), 200);
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "no provider call on the request path"
-    );
+    assert!(started.elapsed() < Duration::from_secs(1), "no provider call on the request path");
     // A new sign-in cannot complete: 503 within a bounded time.
     let url = app.begin_sign_in("/sign-in").await;
     let started = Instant::now();
@@ -55,11 +52,7 @@ async fn a_hanging_token_endpoint_gives_a_503_in_bounded_time(pool: PgPool) {
     app.op.set(|b| b.token = TokenMode::Hang);
     let started = Instant::now();
     assert_eq!(sign_in_status(&app).await, 503);
-    assert!(
-        started.elapsed() < Duration::from_secs(11),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(11), "{:?}", started.elapsed());
     // Other requests were served meanwhile and still are.
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
@@ -108,11 +101,7 @@ async fn userinfo_failures_fail_the_sign_in(pool: PgPool) {
         app.op.set(|b| b.userinfo = mode);
         assert_eq!(sign_in_status(&app).await, expected, "{mode:?}");
         assert_eq!(app.me_status().await, 401, "{mode:?}");
-        assert_eq!(
-            app.count("select count(*) from users").await,
-            0,
-            "{mode:?}: no half-written profile"
-        );
+        assert_eq!(app.count("select count(*) from users").await, 0, "{mode:?}: no half-written profile");
     }
 }
 

@@ -11,29 +11,13 @@ use crate::sign_in::csrf_token_from_home;
 async fn the_pre_login_cookie_stops_working_after_sign_in(pool: PgPool) {
     let app = spawn_app(pool).await;
     let url = app.begin_sign_in("/sign-in").await;
-    let pre_login = app
-        .cookie()
-        .expect("a pre-login session cookie carries the login binding");
+    let pre_login = app.cookie().expect("a pre-login session cookie carries the login binding");
     app.return_from_provider(&url, &TestUser::alice()).await;
     let signed_in = app.cookie().expect("cookie");
     assert_ne!(pre_login, signed_in, "a new session key at sign-in");
-    assert_eq!(
-        app.get_with_cookie("/api/me", Some(&pre_login))
-            .await
-            .status(),
-        401
-    );
-    assert_eq!(
-        app.get_with_cookie("/api/me", Some(&signed_in))
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        app.count("select count(*) from sessions").await,
-        1,
-        "the pre-login row was deleted"
-    );
+    assert_eq!(app.get_with_cookie("/api/me", Some(&pre_login)).await.status(), 401);
+    assert_eq!(app.get_with_cookie("/api/me", Some(&signed_in)).await.status(), 200);
+    assert_eq!(app.count("select count(*) from sessions").await, 1, "the pre-login row was deleted");
 }
 
 #[sqlx::test]
@@ -45,13 +29,7 @@ async fn a_tampered_or_foreign_cookie_is_anonymous(pool: PgPool) {
     let i = bytes.len() / 2;
     bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(bytes).expect("ascii");
-    for value in [
-        tampered.as_str(),
-        "garbage",
-        "",
-        "%00%ff",
-        &"x".repeat(5000),
-    ] {
+    for value in [tampered.as_str(), "garbage", "", "%00%ff", &"x".repeat(5000)] {
         let response = app.get_with_cookie("/api/me", Some(value)).await;
         assert_eq!(response.status(), 401, "{value:.40}");
     }
@@ -63,55 +41,24 @@ async fn a_tampered_or_foreign_cookie_is_anonymous(pool: PgPool) {
 async fn session_cookie_attributes(pool: PgPool) {
     let app = spawn_app(pool).await;
     let response = app.get("/sign-in").await;
-    let set_cookie = response
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .expect("cookie")
-        .to_owned();
+    let set_cookie = response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("cookie").to_owned();
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
     assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
     assert!(set_cookie.contains("Path=/"), "{set_cookie}");
     assert!(!set_cookie.contains("Domain"), "{set_cookie}");
-    assert!(
-        !set_cookie.contains("Secure"),
-        "http base URL: no Secure flag"
-    );
+    assert!(!set_cookie.contains("Secure"), "http base URL: no Secure flag");
 
-    let https = spawn_app_with(
-        app.pool.clone(),
-        app.op.clone(),
-        &[("APP_BASE_URL", "https://app.example.com")],
-    )
-    .await;
+    let https = spawn_app_with(app.pool.clone(), app.op.clone(), &[("APP_BASE_URL", "https://app.example.com")]).await;
     let response = https.get("/sign-in").await;
-    let set_cookie = response
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .expect("cookie")
-        .to_owned();
+    let set_cookie = response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("cookie").to_owned();
     assert!(set_cookie.contains("Secure"), "{set_cookie}");
-    assert!(
-        response
-            .headers()
-            .get("strict-transport-security")
-            .is_some()
-    );
+    assert!(response.headers().get("strict-transport-security").is_some());
 }
 
 #[sqlx::test]
 async fn idle_sessions_expire(pool: PgPool) {
     let op = FakeOp::start().await;
-    let app = spawn_app_with(
-        pool,
-        op,
-        &[
-            ("SESSION_IDLE_TIMEOUT", "2"),
-            ("SESSION_MAX_LIFETIME", "60"),
-        ],
-    )
-    .await;
+    let app = spawn_app_with(pool, op, &[("SESSION_IDLE_TIMEOUT", "2"), ("SESSION_MAX_LIFETIME", "60")]).await;
     app.signed_in(&TestUser::alice()).await;
     // Activity keeps it alive past the idle timeout...
     for _ in 0..4 {
@@ -126,12 +73,7 @@ async fn idle_sessions_expire(pool: PgPool) {
 #[sqlx::test]
 async fn sessions_end_at_the_absolute_lifetime_despite_activity(pool: PgPool) {
     let op = FakeOp::start().await;
-    let app = spawn_app_with(
-        pool,
-        op,
-        &[("SESSION_IDLE_TIMEOUT", "2"), ("SESSION_MAX_LIFETIME", "3")],
-    )
-    .await;
+    let app = spawn_app_with(pool, op, &[("SESSION_IDLE_TIMEOUT", "2"), ("SESSION_MAX_LIFETIME", "3")]).await;
     app.signed_in(&TestUser::alice()).await;
     let mut statuses = vec![];
     for _ in 0..8 {
@@ -158,16 +100,17 @@ async fn read_only_requests_do_not_write_the_session_every_time(pool: PgPool) {
     }
     assert_eq!(seen().await, before, "no write within the touch interval");
     // Once the last write is a minute old, the next request extends the session.
-    sqlx::query("update sessions set last_seen_at = now() - interval '61 seconds', expires_at = now() + interval '1 hour'")
-        .execute(&app.pool)
-        .await
-        .expect("age");
+    sqlx::query(
+        "update sessions set last_seen_at = now() - interval '61 seconds', expires_at = now() + interval '1 hour'",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("age");
     assert_eq!(app.me_status().await, 200);
-    let extended: bool =
-        sqlx::query_scalar("select expires_at > now() + interval '6 days' from sessions")
-            .fetch_one(&app.pool)
-            .await
-            .expect("row");
+    let extended: bool = sqlx::query_scalar("select expires_at > now() + interval '6 days' from sessions")
+        .fetch_one(&app.pool)
+        .await
+        .expect("row");
     assert!(extended, "the idle expiry was pushed to now + 7 days");
 }
 
@@ -191,25 +134,14 @@ async fn sign_out_without_a_valid_csrf_token_is_refused_and_changes_nothing(pool
         assert_eq!(app.me_status().await, 200);
     }
     let response = app.post_form("/sign-out", &[]).await;
-    assert_eq!(
-        response.status(),
-        400,
-        "a form without the field is a bad request"
-    );
+    assert_eq!(response.status(), 400, "a form without the field is a bad request");
     assert_eq!(app.me_status().await, 200);
     // A right token from a foreign origin is refused as well.
     let csrf = csrf_token_from_home(&app).await.expect("csrf");
     let response = app
         .client
         .post(app.url("/sign-out"))
-        .header(
-            "cookie",
-            format!(
-                "{}={}",
-                logto_signin::startup::SESSION_COOKIE,
-                app.cookie().expect("cookie")
-            ),
-        )
+        .header("cookie", format!("{}={}", logto_signin::startup::SESSION_COOKIE, app.cookie().expect("cookie")))
         .header("origin", "https://evil.example")
         .form(&[("csrf_token", csrf.as_str())])
         .send()
@@ -217,7 +149,40 @@ async fn sign_out_without_a_valid_csrf_token_is_refused_and_changes_nothing(pool
         .expect("post");
     assert_eq!(response.status(), 403);
     assert_eq!(app.me_status().await, 200);
+    // `Origin: null` proves nothing; a cross-site Sec-Fetch-Site still refuses.
+    let response = app
+        .client
+        .post(app.url("/sign-out"))
+        .header("cookie", format!("{}={}", logto_signin::startup::SESSION_COOKIE, app.cookie().expect("cookie")))
+        .header("origin", "null")
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 403);
+    assert_eq!(app.me_status().await, 200);
     assert_eq!(app.op.counters().revoked.len(), 0);
+}
+
+#[sqlx::test]
+async fn a_same_origin_form_post_with_a_null_origin_signs_out(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    let csrf = csrf_token_from_home(&app).await.expect("csrf");
+    let response = app
+        .client
+        .post(app.url("/sign-out"))
+        .header("cookie", format!("{}={}", logto_signin::startup::SESSION_COOKIE, app.cookie().expect("cookie")))
+        .header("origin", "null")
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 303);
+    app.set_cookie(None);
+    assert_eq!(app.count("select count(*) from sessions where user_id is not null").await, 0);
 }
 
 #[sqlx::test]
@@ -232,21 +197,14 @@ async fn get_sign_out_only_shows_a_confirmation(pool: PgPool) {
     // Anonymous: nothing to confirm.
     app.set_cookie(None);
     assert_eq!(location(&app.get("/sign-out").await), "/");
-    assert_eq!(
-        location(&app.post_form("/sign-out", &[("csrf_token", "x")]).await),
-        "/"
-    );
+    assert_eq!(location(&app.post_form("/sign-out", &[("csrf_token", "x")]).await), "/");
 }
 
 #[sqlx::test]
 async fn garbage_form_bodies_are_a_400(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.signed_in(&TestUser::alice()).await;
-    let cookie = format!(
-        "{}={}",
-        logto_signin::startup::SESSION_COOKIE,
-        app.cookie().expect("cookie")
-    );
+    let cookie = format!("{}={}", logto_signin::startup::SESSION_COOKIE, app.cookie().expect("cookie"));
     for (content_type, body) in [
         ("application/x-www-form-urlencoded", "%%%&&&=="),
         ("application/json", "{\"csrf_token\": 1}"),

@@ -33,25 +33,17 @@ async fn sign_in_shows_the_profile_persists_it_and_sign_out_ends_everything(pool
             .expect("user row");
     assert_eq!(issuer, app.op.issuer);
     assert_eq!(sign_ins, 1);
-    assert_eq!(
-        app.count("select count(*) from sessions where user_id is not null")
-            .await,
-        1
-    );
+    assert_eq!(app.count("select count(*) from sessions where user_id is not null").await, 1);
     let cookie = app.cookie().expect("session cookie");
     let session_key = decrypt_session_key(&cookie);
     assert_eq!(session_key.len(), 64, "a 64-character random session key");
-    let (key_hash, state, sid): (Vec<u8>, String, Option<String>) = sqlx::query_as(
-        "select key_hash, state::text, logto_sid from sessions where user_id is not null",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("session row");
+    let (key_hash, state, sid): (Vec<u8>, String, Option<String>) =
+        sqlx::query_as("select key_hash, state::text, logto_sid from sessions where user_id is not null")
+            .fetch_one(&pool)
+            .await
+            .expect("session row");
     assert_eq!(key_hash, Sha256::digest(session_key.as_bytes()).to_vec());
-    assert!(
-        !state.contains(&session_key),
-        "the raw session key is not stored"
-    );
+    assert!(!state.contains(&session_key), "the raw session key is not stored");
     assert_eq!(sid.as_deref(), Some("sid-alice-1"));
 
     // A second app instance on the same database and secret accepts the cookie.
@@ -64,32 +56,15 @@ async fn sign_in_shows_the_profile_persists_it_and_sign_out_ends_everything(pool
     let response = app.post_form("/sign-out", &[("csrf_token", &csrf)]).await;
     assert_eq!(response.status(), 303);
     let end_session = location(&response);
-    assert!(
-        end_session.starts_with(&format!("{}/oidc/session/end?", app.op.base)),
-        "{end_session}"
-    );
+    assert!(end_session.starts_with(&format!("{}/oidc/session/end?", app.op.base)), "{end_session}");
     assert!(query_param(&end_session, "id_token_hint").is_some_and(|t| t.split('.').count() == 3));
-    assert_eq!(
-        query_param(&end_session, "client_id").as_deref(),
-        Some(CLIENT_ID)
-    );
-    assert_eq!(
-        query_param(&end_session, "post_logout_redirect_uri").as_deref(),
-        Some("http://localhost:3000/")
-    );
+    assert_eq!(query_param(&end_session, "client_id").as_deref(), Some(CLIENT_ID));
+    assert_eq!(query_param(&end_session, "post_logout_redirect_uri").as_deref(), Some("http://localhost:3000/"));
     assert!(query_param(&end_session, "state").is_some_and(|s| s.len() >= 16));
-    assert_eq!(
-        app.count("select count(*) from sessions where user_id is not null")
-            .await,
-        0
-    );
+    assert_eq!(app.count("select count(*) from sessions where user_id is not null").await, 0);
     assert_eq!(app.me_status().await, 401);
     second.set_cookie(Some(cookie));
-    assert_eq!(
-        second.me_status().await,
-        401,
-        "the old cookie is dead on every instance"
-    );
+    assert_eq!(second.me_status().await, 401, "the old cookie is dead on every instance");
 }
 
 /// The cookie's content is encrypted with a key derived from SESSION_SECRET; open it.
@@ -97,11 +72,7 @@ pub fn decrypt_session_key(cookie: &str) -> String {
     let key = Key::derive_from(SESSION_SECRET.as_bytes());
     let mut jar = CookieJar::new();
     let name = logto_signin::startup::SESSION_COOKIE;
-    jar.add_original(
-        Cookie::parse_encoded(format!("{name}={cookie}"))
-            .expect("cookie")
-            .into_owned(),
-    );
+    jar.add_original(Cookie::parse_encoded(format!("{name}={cookie}")).expect("cookie").into_owned());
     jar.private(&key)
         .get(logto_signin::startup::SESSION_COOKIE)
         .expect("cookie decrypts with the session secret")
@@ -126,26 +97,15 @@ async fn the_authorization_request_is_code_flow_with_pkce_and_fresh_secrets(pool
     assert_eq!(q("response_type"), "code");
     assert_eq!(q("client_id"), CLIENT_ID);
     assert_eq!(q("redirect_uri"), "http://localhost:3000/callback");
-    assert_eq!(
-        q("scope"),
-        "openid profile email offline_access roles identities"
-    );
-    assert_eq!(
-        q("prompt"),
-        "consent",
-        "offline_access needs prompt=consent at Logto"
-    );
+    assert_eq!(q("scope"), "openid profile email offline_access roles identities");
+    assert_eq!(q("prompt"), "consent", "offline_access needs prompt=consent at Logto");
     assert_eq!(q("code_challenge_method"), "S256");
     assert_eq!(q("code_challenge").len(), 43);
     assert!(q("state").len() >= 43, "256-bit state");
     assert!(q("nonce").len() >= 43, "256-bit nonce");
     assert_eq!(query_param(&first, "direct_sign_in"), None);
     for name in ["state", "nonce", "code_challenge"] {
-        assert_ne!(
-            query_param(&first, name),
-            query_param(&second, name),
-            "{name} is fresh per attempt"
-        );
+        assert_ne!(query_param(&first, name), query_param(&second, name), "{name} is fresh per attempt");
     }
     // Both attempts are pending for this browser (two tabs).
     assert_eq!(app.count("select count(*) from pending_logins").await, 2);
@@ -162,11 +122,7 @@ async fn two_tabs_can_sign_in_at_once(pool: PgPool) {
     let response = app.return_from_provider(&tab_one, &TestUser::alice()).await;
     assert_eq!(location(&response), "/one");
     assert_eq!(app.me_status().await, 200);
-    assert_eq!(
-        app.count("select count(*) from sessions").await,
-        1,
-        "one browser, one session"
-    );
+    assert_eq!(app.count("select count(*) from sessions").await, 1, "one browser, one session");
 }
 
 #[sqlx::test]
@@ -174,32 +130,19 @@ async fn without_offline_access_no_consent_prompt_is_sent(pool: PgPool) {
     let op = FakeOp::start().await;
     let app = spawn_app_with(pool, op, &[("LOGTO_SCOPES", "openid profile email")]).await;
     let url = app.begin_sign_in("/sign-in").await;
-    assert_eq!(
-        query_param(&url, "scope").as_deref(),
-        Some("openid profile email")
-    );
+    assert_eq!(query_param(&url, "scope").as_deref(), Some("openid profile email"));
     assert_eq!(query_param(&url, "prompt"), None);
 }
 
 #[sqlx::test]
 async fn hugging_face_button_goes_straight_to_the_connector(pool: PgPool) {
     let app = spawn_app(pool).await;
-    let url = app
-        .begin_sign_in("/sign-in/huggingface?return_to=/account")
-        .await;
-    assert_eq!(
-        query_param(&url, "direct_sign_in").as_deref(),
-        Some("social:huggingface")
-    );
-    let response = app
-        .return_from_provider(&url, &TestUser::hugging_face_user())
-        .await;
+    let url = app.begin_sign_in("/sign-in/huggingface?return_to=/account").await;
+    assert_eq!(query_param(&url, "direct_sign_in").as_deref(), Some("social:huggingface"));
+    let response = app.return_from_provider(&url, &TestUser::hugging_face_user()).await;
     assert_eq!(location(&response), "/account");
     let html = app.get("/").await.text().await.expect("home");
-    assert!(
-        html.contains("hugo-hf"),
-        "the Hugging Face username is shown"
-    );
+    assert!(html.contains("hugo-hf"), "the Hugging Face username is shown");
     assert!(html.contains("https://cdn-avatars.huggingface.co/hugo.png"));
     let me: serde_json::Value = app.get("/api/me").await.json().await.expect("json");
     assert_eq!(me["identities"]["huggingface"]["userId"], "hf-42");
@@ -208,40 +151,19 @@ async fn hugging_face_button_goes_straight_to_the_connector(pool: PgPool) {
 }
 
 #[sqlx::test]
-async fn token_request_uses_client_secret_basic_the_verifier_and_the_same_redirect_uri(
-    pool: PgPool,
-) {
+async fn token_request_uses_client_secret_basic_the_verifier_and_the_same_redirect_uri(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.signed_in(&TestUser::alice()).await;
     let counters = app.op.counters();
     // The fake provider accepted the urlencoded Basic credentials of a secret with `:%+/=`.
-    assert!(
-        counters
-            .last_token_auth
-            .as_deref()
-            .is_some_and(|a| a.starts_with("Basic "))
-    );
+    assert!(counters.last_token_auth.as_deref().is_some_and(|a| a.starts_with("Basic ")));
     let form = &counters.last_token_form;
-    assert_eq!(
-        form.get("grant_type").map(String::as_str),
-        Some("authorization_code")
-    );
-    assert_eq!(
-        form.get("redirect_uri").map(String::as_str),
-        Some("http://localhost:3000/callback")
-    );
+    assert_eq!(form.get("grant_type").map(String::as_str), Some("authorization_code"));
+    assert_eq!(form.get("redirect_uri").map(String::as_str), Some("http://localhost:3000/callback"));
     assert!(form.get("code_verifier").is_some_and(|v| v.len() == 43));
-    assert!(
-        !form.contains_key("client_secret"),
-        "the secret is never in the body"
-    );
+    assert!(!form.contains_key("client_secret"), "the secret is never in the body");
     // Userinfo got the access token in the Authorization header only.
-    assert!(
-        counters
-            .userinfo_auth
-            .iter()
-            .all(|a| a.starts_with("Bearer "))
-    );
+    assert!(counters.userinfo_auth.iter().all(|a| a.starts_with("Bearer ")));
 }
 
 #[sqlx::test]
@@ -249,23 +171,15 @@ async fn a_second_sign_in_updates_the_same_user(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     app.signed_in(&TestUser::alice()).await;
     let mut renamed = TestUser::alice();
-    renamed
-        .claims
-        .insert("name".into(), serde_json::json!("Alice Renamed"));
-    renamed
-        .claims
-        .insert("email".into(), serde_json::json!("bob@example.com"));
+    renamed.claims.insert("name".into(), serde_json::json!("Alice Renamed"));
+    renamed.claims.insert("email".into(), serde_json::json!("bob@example.com"));
     app.signed_in(&renamed).await;
     let (count, name, sign_ins): (i64, String, i64) =
-        sqlx::query_as("select count(*) over (), name, sign_in_count from users")
-            .fetch_one(&pool)
-            .await
-            .expect("row");
+        sqlx::query_as("select count(*) over (), name, sign_in_count from users").fetch_one(&pool).await.expect("row");
     assert_eq!((count, name.as_str(), sign_ins), (1, "Alice Renamed", 2));
     // Another subject with the same email is another user (never linked by email).
     let mut bob = TestUser::named("bob000000001", "Bob");
-    bob.claims
-        .insert("email".into(), serde_json::json!("bob@example.com"));
+    bob.claims.insert("email".into(), serde_json::json!("bob@example.com"));
     app.signed_in(&bob).await;
     assert_eq!(app.count("select count(*) from users").await, 2);
 }
@@ -276,9 +190,5 @@ async fn refresh_token_is_revoked_at_sign_out(pool: PgPool) {
     app.signed_in(&TestUser::alice()).await;
     let csrf = csrf_token_from_home(&app).await.expect("csrf");
     app.post_form("/sign-out", &[("csrf_token", &csrf)]).await;
-    assert_eq!(
-        app.op.counters().revoked.len(),
-        1,
-        "the refresh token was revoked at the provider"
-    );
+    assert_eq!(app.op.counters().revoked.len(), 1, "the refresh token was revoked at the provider");
 }
