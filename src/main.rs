@@ -37,6 +37,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
+    if settings.session_secret_bytes().starts_with(b"replace-me") {
+        tracing::warn!(
+            "SESSION_SECRET is the example value from .env.example: generate your own with `logto-signin generate-secret` before anyone else uses this app"
+        );
+    }
     let pool = connect_pool(&settings)?;
     MIGRATOR.run(&pool).await.map_err(|e| anyhow::anyhow!("DATABASE_URL: running migrations failed: {e}"))?;
     let app = Application::build(settings, pool, "templates").await?;
