@@ -79,8 +79,9 @@ async fn main() -> anyhow::Result<()> {
                 .headers()
                 .get("server-timing")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split("dur=").nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
+                .and_then(|v| v.split("app;dur=").nth(1))
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse::<f64>().ok())
                 .unwrap_or(f64::NAN);
             let body = response.text().await?;
             anyhow::Ok((status, server, started.elapsed(), body))

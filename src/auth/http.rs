@@ -11,6 +11,11 @@ use futures_util::StreamExt;
 /// Discovery, JWKS, token and userinfo responses are a few KiB; 1 MiB is far above any of them.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
+tokio::task_local! {
+    /// Time this request spent waiting for the provider, in microseconds (for Server-Timing).
+    pub static PROVIDER_MICROS: std::cell::Cell<u64>;
+}
+
 #[derive(Clone, Debug)]
 pub struct ProviderHttp {
     client: reqwest::Client,
@@ -53,6 +58,14 @@ impl ProviderHttp {
 
     /// Sends a request and returns the status, content type and body (capped).
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<RawResponse, CallError> {
+        let started = std::time::Instant::now();
+        let result = self.send_timed(request).await;
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let _ = PROVIDER_MICROS.try_with(|total| total.set(total.get().saturating_add(micros)));
+        result
+    }
+
+    async fn send_timed(&self, request: reqwest::RequestBuilder) -> Result<RawResponse, CallError> {
         let response = request.send().await.map_err(|e| CallError::Unreachable(e.into()))?;
         let status = response.status();
         let headers = response.headers().clone();

@@ -34,6 +34,8 @@ impl FromRequest for CurrentUser {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let identity = Identity::from_request(req, payload).into_inner();
+        let loaded: Option<User> =
+            crate::session::TypedSession::from_request(req, payload).into_inner().ok().and_then(|s| s.loaded_user());
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("BUG: no AppState")))?;
@@ -42,7 +44,12 @@ impl FromRequest for CurrentUser {
                 .and_then(|i| i.id().ok())
                 .and_then(|id| Uuid::parse_str(&id).ok())
                 .ok_or(AppError::NotAuthenticated)?;
-            let user = repo::get(&state.pool, user_id).await?.ok_or(AppError::NotAuthenticated)?;
+            // Usually the store loaded the profile with the session (same query); otherwise
+            // (a session started in this very request) read it.
+            let user = match loaded {
+                Some(user) if user.user_id == user_id => user,
+                _ => repo::get(&state.pool, user_id).await?.ok_or(AppError::NotAuthenticated)?,
+            };
             Ok(CurrentUser(user))
         })
     }

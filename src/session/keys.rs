@@ -15,3 +15,6 @@ pub const TOKENS: &str = "tokens";
 pub const LOGTO_SID: &str = "logto_sid";
 pub const USER_AGENT: &str = "user_agent";
 pub const CLIENT_IP: &str = "client_ip";
+/// The signed-in user's profile, loaded with the session by the store for this request only
+/// (never written back).
+pub const LOADED_USER: &str = "__loaded_user";

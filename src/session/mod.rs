@@ -106,6 +106,11 @@ impl TypedSession {
         Ok(())
     }
 
+    /// The user profile the store loaded with this session, if any.
+    pub fn loaded_user<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        self.get(keys::LOADED_USER)
+    }
+
     /// The stable id of this signed-in session (`sessions.session_id`).
     pub fn session_id(&self) -> Option<Uuid> {
         self.get(keys::SESSION_ID)

@@ -105,7 +105,7 @@ fn state_to_json(state: &HashMap<String, String>) -> Value {
     Value::Object(
         state
             .iter()
-            .filter(|(k, _)| k.as_str() != keys::TOKENS)
+            .filter(|(k, _)| k.as_str() != keys::TOKENS && k.as_str() != keys::LOADED_USER)
             .map(|(k, v)| (k.clone(), serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.clone()))))
             .collect(),
     )
@@ -121,10 +121,18 @@ fn json_to_state(value: Value) -> Result<HashMap<String, String>, anyhow::Error>
 impl SessionStore for PgSessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<HashMap<String, String>>, LoadError> {
         let hash = key_hash(session_key);
-        let row: Option<(Value, bool)> = sqlx::query_as(
-            "select state, last_seen_at < now() - $3 * interval '1 second'
-               from sessions
-              where key_hash = $1 and expires_at > now() and created_at > now() - $2 * interval '1 second'",
+        // The signed-in user's profile comes along in the same query (one round trip per
+        // request); it is handed to the request under `keys::LOADED_USER` and never stored.
+        let row: Option<(Value, bool, Option<Value>)> = sqlx::query_as(
+            "select s.state, s.last_seen_at < now() - $3 * interval '1 second',
+                    case when u.user_id is not null then json_build_object(
+                        'user_id', u.user_id, 'issuer', u.issuer, 'subject', u.subject, 'name', u.name,
+                        'username', u.username, 'email', u.email, 'email_verified', u.email_verified,
+                        'picture', u.picture, 'roles', u.roles, 'identities', u.identities,
+                        'hf_user_id', u.hf_user_id, 'hf_username', u.hf_username, 'hf_avatar', u.hf_avatar)::jsonb
+                    end
+               from sessions s left join users u on u.user_id = s.user_id
+              where s.key_hash = $1 and s.expires_at > now() and s.created_at > now() - $2 * interval '1 second'",
         )
         .bind(&hash)
         .bind(Self::secs(self.max_lifetime))
@@ -133,7 +141,7 @@ impl SessionStore for PgSessionStore {
         .await
         .context("loading a session")
         .map_err(LoadError::Other)?;
-        let Some((state, stale)) = row else {
+        let Some((state, stale, user)) = row else {
             return Ok(None);
         };
         if stale {
@@ -154,7 +162,11 @@ impl SessionStore for PgSessionStore {
             .context("extending a session")
             .map_err(LoadError::Other)?;
         }
-        json_to_state(state).map(Some).map_err(LoadError::Deserialization)
+        let mut state = json_to_state(state).map_err(LoadError::Deserialization)?;
+        if let Some(user) = user {
+            state.insert(keys::LOADED_USER.to_owned(), user.to_string());
+        }
+        Ok(Some(state))
     }
 
     async fn save(&self, state: HashMap<String, String>, _ttl: &CookieDuration) -> Result<SessionKey, SaveError> {

@@ -10,7 +10,7 @@ const MAX_FIELD: usize = 512;
 const MAX_ROLES: usize = 100;
 
 /// A stored user, as pages and `/api/me` show it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct User {
     pub user_id: Uuid,
     pub issuer: String,
