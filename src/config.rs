@@ -36,6 +36,8 @@ pub struct Settings {
     pub admin_subjects: Vec<String>,
     /// Send `Server-Timing: app;dur=…` on every response (for benchmarks).
     pub server_timing: bool,
+    /// Keep loaded sessions in memory, invalidated by Postgres LISTEN/NOTIFY.
+    pub session_cache: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -115,13 +117,8 @@ impl Settings {
         if let Some(bad) = admin_subjects.iter().find(|s| s.len() > 255 || s.chars().any(char::is_whitespace)) {
             return Err(ConfigError::new("ADMIN_SUBJECTS", format!("`{bad}` is not a Logto user id")));
         }
-        let server_timing = match get("SERVER_TIMING").as_deref() {
-            None | Some("false") | Some("0") => false,
-            Some("true") | Some("1") => true,
-            Some(other) => {
-                return Err(ConfigError::new("SERVER_TIMING", format!("`{other}` is not true or false")));
-            }
-        };
+        let server_timing = parse_bool("SERVER_TIMING", get("SERVER_TIMING"), false)?;
+        let session_cache = parse_bool("SESSION_CACHE", get("SESSION_CACHE"), true)?;
         if session_idle_timeout > session_max_lifetime {
             return Err(ConfigError::new("SESSION_IDLE_TIMEOUT", "must not be longer than SESSION_MAX_LIFETIME"));
         }
@@ -143,6 +140,7 @@ impl Settings {
             admin_role,
             admin_subjects,
             server_timing,
+            session_cache,
         })
     }
 
@@ -180,6 +178,15 @@ impl Settings {
 
     pub fn session_secret_bytes(&self) -> &[u8] {
         self.session_secret.expose_secret().as_bytes()
+    }
+}
+
+fn parse_bool(var: &'static str, value: Option<String>, default: bool) -> Result<bool, ConfigError> {
+    match value.as_deref() {
+        None => Ok(default),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(other) => Err(ConfigError::new(var, format!("`{other}` is not true or false"))),
     }
 }
 
@@ -293,6 +300,7 @@ mod tests {
             ("SESSION_MAX_LIFETIME", "0"),
             ("ADMIN_SUBJECTS", "a b"),
             ("SERVER_TIMING", "maybe"),
+            ("SESSION_CACHE", "yes"),
             ("DATABASE_URL", "mysql://x"),
         ] {
             let mut env = base();

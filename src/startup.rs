@@ -37,6 +37,26 @@ pub struct AppState {
     pub jwks: JwksCache,
     pub headers: routes::headers::SecurityHeaders,
     pub admin_counts: crate::admin::CountsCache,
+    pub session_cache: Option<Arc<crate::session::cache::SessionCache>>,
+}
+
+impl AppState {
+    /// Drops this instance's cached copies of sessions it just deleted (other instances hear
+    /// of it through NOTIFY).
+    pub fn forget_sessions(&self, ended: &[crate::session::repo::Ended]) {
+        if let Some(cache) = &self.session_cache {
+            for session in ended {
+                cache.evict_key(&session.key_hash);
+            }
+        }
+    }
+
+    /// Drops this instance's cached sessions of a user whose profile or roles just changed.
+    pub fn forget_user(&self, user_id: uuid::Uuid) {
+        if let Some(cache) = &self.session_cache {
+            cache.evict_user(user_id);
+        }
+    }
 }
 
 pub struct Application {
@@ -80,6 +100,11 @@ impl Application {
         tokio::spawn(provider.clone().keep_fresh());
         tokio::spawn(crate::session::sweeper::run(pool.clone(), Duration::from_secs(60)));
 
+        let cache = settings.session_cache.then(|| {
+            let cache = Arc::new(crate::session::cache::SessionCache::default());
+            tokio::spawn(cache.clone().listen(pool.clone()));
+            cache
+        });
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool: pool.clone(),
@@ -88,9 +113,10 @@ impl Application {
             jwks: JwksCache::new(settings.jwks_refetch_cooldown),
             headers: routes::headers::SecurityHeaders::new(&settings),
             admin_counts: crate::admin::CountsCache::default(),
+            session_cache: cache.clone(),
         });
         let key = Key::derive_from(settings.session_secret_bytes());
-        let store = PgSessionStore::new(pool, settings.session_idle_timeout, settings.session_max_lifetime);
+        let store = PgSessionStore::new(pool, settings.session_idle_timeout, settings.session_max_lifetime, cache);
         let max_lifetime = actix_web::cookie::time::Duration::seconds(
             i64::try_from(settings.session_max_lifetime.as_secs()).unwrap_or(i64::MAX),
         );

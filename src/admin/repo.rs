@@ -5,6 +5,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::cursor::Cursor;
+use crate::session::repo::Ended;
 
 pub const PAGE_SIZE: i64 = 50;
 
@@ -213,14 +214,13 @@ pub async fn user(pool: &PgPool, user_id: Uuid) -> Result<Option<UserDetail>, sq
     .await
 }
 
-/// A revoked session's user and refresh token.
-pub type RevokedSession = (Option<Uuid>, Option<String>);
-
 /// Deletes one session by its public id; returns its user and refresh token if it existed.
 #[tracing::instrument(name = "admin.revoke_session", skip_all)]
-pub async fn revoke_session(pool: &PgPool, session_id: Uuid) -> Result<Option<RevokedSession>, sqlx::Error> {
-    sqlx::query_as("delete from sessions where session_id = $1 returning user_id, refresh_token")
-        .bind(session_id)
-        .fetch_optional(pool)
-        .await
+pub async fn revoke_session(pool: &PgPool, session_id: Uuid) -> Result<Option<(Option<Uuid>, Ended)>, sqlx::Error> {
+    let row: Option<(Option<Uuid>, Vec<u8>, Option<String>)> =
+        sqlx::query_as("delete from sessions where session_id = $1 returning user_id, key_hash, refresh_token")
+            .bind(session_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(user_id, key_hash, refresh_token)| (user_id, Ended { key_hash, refresh_token })))
 }

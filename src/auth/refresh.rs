@@ -99,8 +99,9 @@ pub async fn access_token(state: &AppState, session_id: Uuid, target: &Target) -
         {
             Ok(refreshed) => refreshed,
             Err(RefreshError::InvalidGrant) => {
-                sessions::delete(&mut tx, session_id).await?;
+                let ended = sessions::delete(&mut tx, session_id).await?;
                 tx.commit().await?;
+                state.forget_sessions(&ended);
                 tracing::info!(%session_id, "refresh token refused (invalid_grant): session ended");
                 return Err(AppError::NotAuthenticated);
             }
@@ -119,8 +120,9 @@ pub async fn access_token(state: &AppState, session_id: Uuid, target: &Target) -
         match check_refreshed_id_token(state, &metadata, stored.id_token.as_deref(), raw).await {
             Ok(claims) => new_claims = Some(claims),
             Err(reason) => {
-                sessions::delete(&mut tx, session_id).await?;
+                let ended = sessions::delete(&mut tx, session_id).await?;
                 tx.commit().await?;
+                state.forget_sessions(&ended);
                 tracing::warn!(%session_id, %reason, "refreshed ID token does not match the session: session ended");
                 return Err(AppError::NotAuthenticated);
             }
@@ -153,6 +155,9 @@ pub async fn access_token(state: &AppState, session_id: Uuid, target: &Target) -
         users::update_from_refresh(&mut tx, stored.user_id, &profile, claims.all.contains_key("roles")).await?;
     }
     tx.commit().await?;
+    if new_claims.is_some() {
+        state.forget_user(stored.user_id);
+    }
     tracing::info!(%session_id, rotated = refreshed.refresh_token.is_some(), "tokens refreshed");
     Ok(AccessToken { access_token: refreshed.access_token, expires_at })
 }

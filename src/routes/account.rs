@@ -85,6 +85,7 @@ pub async fn sign_out_session(
         return Err(AppError::BadRequest("Use Sign out to end this session.".into()));
     }
     let ended = sessions::delete_for_user(&state.pool, me.user_id, Some(target), None).await?;
+    state.forget_sessions(&ended);
     if ended.is_empty() {
         return Err(AppError::NotFound);
     }
@@ -103,14 +104,15 @@ pub async fn sign_out_others(
 ) -> Result<HttpResponse> {
     csrf::verify(&req, &state, &session, &form.csrf_token)?;
     let ended = sessions::delete_for_user(&state.pool, me.user_id, None, Some(me.session_id)).await?;
+    state.forget_sessions(&ended);
     tracing::info!(user_id = %me.user_id, count = ended.len(), "user signed out their other sessions");
     revoke(&state, ended);
     Ok(back())
 }
 
-fn revoke(state: &web::Data<AppState>, refresh_tokens: Vec<Option<String>>) {
+fn revoke(state: &web::Data<AppState>, ended: Vec<sessions::Ended>) {
     if let Some(metadata) = state.provider.metadata() {
-        revoke_in_background(state.clone().into_inner(), metadata, refresh_tokens);
+        revoke_in_background(state.clone().into_inner(), metadata, sessions::Ended::refresh_tokens(&ended));
     }
 }
 

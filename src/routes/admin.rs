@@ -258,9 +258,10 @@ pub async fn revoke_session(
 ) -> Result<HttpResponse> {
     csrf::verify(&req, &state, &session, &form.csrf_token)?;
     let session_id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
-    let (user_id, refresh_token) = repo::revoke_session(&state.pool, session_id).await?.ok_or(AppError::NotFound)?;
+    let (user_id, ended) = repo::revoke_session(&state.pool, session_id).await?.ok_or(AppError::NotFound)?;
+    state.forget_sessions(std::slice::from_ref(&ended));
     tracing::info!(admin = %admin.0.user_id, target_user = ?user_id, %session_id, "admin revoked a session");
-    revoke_tokens(&state, vec![refresh_token]);
+    revoke_tokens(&state, vec![ended]);
     state.admin_counts.invalidate();
     Ok(back_to(user_id))
 }
@@ -276,15 +277,16 @@ pub async fn sign_out_everywhere(
     csrf::verify(&req, &state, &session, &form.csrf_token)?;
     let user_id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
     let ended = sessions::delete_for_user(&state.pool, user_id, None, None).await?;
+    state.forget_sessions(&ended);
     tracing::info!(admin = %admin.0.user_id, target_user = %user_id, sessions = ended.len(), "admin signed a user out everywhere");
     revoke_tokens(&state, ended);
     state.admin_counts.invalidate();
     Ok(back_to(Some(user_id)))
 }
 
-fn revoke_tokens(state: &web::Data<AppState>, refresh_tokens: Vec<Option<String>>) {
+fn revoke_tokens(state: &web::Data<AppState>, ended: Vec<sessions::Ended>) {
     if let Some(metadata) = state.provider.metadata() {
-        revoke_in_background(state.clone().into_inner(), metadata, refresh_tokens);
+        revoke_in_background(state.clone().into_inner(), metadata, sessions::Ended::refresh_tokens(&ended));
     }
 }
 

@@ -103,6 +103,7 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>, session: Typ
 
     let profile = Profile::from_claims(&verified.claims.all, verified.userinfo.as_ref());
     let user_id = repo::upsert_on_sign_in(&state.pool, &verified.claims.iss, &verified.claims.sub, &profile).await?;
+    state.forget_user(user_id);
 
     // Identity::login renews the session key: the pre-login cookie stops working (fixation).
     Identity::login(&req.extensions(), user_id.to_string()).map_err(|e| AppError::Unexpected(anyhow!("{e}")))?;

@@ -64,9 +64,10 @@ pub async fn backchannel_logout(req: HttpRequest, body: web::Bytes, state: web::
     )
     .await;
     match result {
-        Ok(Some(refresh_tokens)) => {
-            tracing::info!(sessions = refresh_tokens.len(), by_sid = logout.sid.is_some(), "back-channel logout");
-            revoke_in_background(state.into_inner(), metadata, refresh_tokens);
+        Ok(Some(ended)) => {
+            tracing::info!(sessions = ended.len(), by_sid = logout.sid.is_some(), "back-channel logout");
+            state.forget_sessions(&ended);
+            revoke_in_background(state.into_inner(), metadata, sessions::Ended::refresh_tokens(&ended));
             answer(actix_web::http::StatusCode::OK, json!({}))
         }
         Ok(None) => {

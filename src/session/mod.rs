@@ -1,5 +1,6 @@
 //! Server-side sessions: the Postgres store and a typed view over a request's session.
 
+pub mod cache;
 pub mod keys;
 pub mod repo;
 pub mod store;

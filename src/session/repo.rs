@@ -108,10 +108,27 @@ pub async fn store_access_token(
     .map(|_| ())
 }
 
-/// Deletes one session (e.g. its refresh was refused); returns whether it existed.
-pub async fn delete(conn: &mut PgConnection, session_id: Uuid) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("delete from sessions where session_id = $1").bind(session_id).execute(conn).await?;
-    Ok(done.rows_affected() > 0)
+/// A session that was just deleted: its row key (to drop cached copies) and refresh token (to
+/// revoke at the provider).
+#[derive(Debug, sqlx::FromRow)]
+pub struct Ended {
+    pub key_hash: Vec<u8>,
+    pub refresh_token: Option<String>,
+}
+
+impl Ended {
+    /// The refresh tokens of `ended`, for revocation.
+    pub fn refresh_tokens(ended: &[Ended]) -> Vec<Option<String>> {
+        ended.iter().map(|e| e.refresh_token.clone()).collect()
+    }
+}
+
+/// Deletes one session (e.g. its refresh was refused).
+pub async fn delete(conn: &mut PgConnection, session_id: Uuid) -> Result<Vec<Ended>, sqlx::Error> {
+    sqlx::query_as("delete from sessions where session_id = $1 returning key_hash, refresh_token")
+        .bind(session_id)
+        .fetch_all(conn)
+        .await
 }
 
 /// A session as its owner (or an admin) sees it.
@@ -141,21 +158,20 @@ pub async fn list_for_user(pool: &PgPool, user_id: Uuid) -> Result<Vec<SessionIn
     .await
 }
 
-/// Deletes sessions of `user_id`: one (`only`), all but one (`except`), or all. Returns the
-/// refresh tokens of the deleted sessions, for revocation.
+/// Deletes sessions of `user_id`: one (`only`), all but one (`except`), or all.
 #[tracing::instrument(name = "sessions.delete_for_user", skip_all)]
 pub async fn delete_for_user(
     pool: &PgPool,
     user_id: Uuid,
     only: Option<Uuid>,
     except: Option<Uuid>,
-) -> Result<Vec<Option<String>>, sqlx::Error> {
-    sqlx::query_scalar(
+) -> Result<Vec<Ended>, sqlx::Error> {
+    sqlx::query_as(
         "delete from sessions
           where user_id = $1
             and ($2::uuid is null or session_id = $2)
             and ($3::uuid is null or session_id is distinct from $3)
-      returning refresh_token",
+      returning key_hash, refresh_token",
     )
     .bind(user_id)
     .bind(only)
@@ -174,7 +190,7 @@ pub async fn backchannel_logout(
     issuer: &str,
     subject: Option<&str>,
     sid: Option<&str>,
-) -> Result<Option<Vec<Option<String>>>, sqlx::Error> {
+) -> Result<Option<Vec<Ended>>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let fresh = sqlx::query(
         "insert into logout_token_jtis (jti_hash, expires_at) values ($1, to_timestamp($2::float8))
@@ -191,13 +207,13 @@ pub async fn backchannel_logout(
     }
     // With `sid`: that Logto session only (and, when `sub` is given too, only if it is that
     // user's). Without `sid`: every session of the user (iss, sub).
-    let refresh_tokens = sqlx::query_scalar(
+    let ended = sqlx::query_as(
         "delete from sessions s
           where ($3::text is not null and s.logto_sid = $3
                  and ($2::text is null or s.user_id in (select user_id from users where issuer = $1 and subject = $2)))
              or ($3::text is null
                  and s.user_id in (select user_id from users where issuer = $1 and subject = $2))
-      returning s.refresh_token",
+      returning s.key_hash, s.refresh_token",
     )
     .bind(issuer)
     .bind(subject)
@@ -205,7 +221,7 @@ pub async fn backchannel_logout(
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Some(refresh_tokens))
+    Ok(Some(ended))
 }
 
 /// Deletes expired sessions, pending sign-ins and logout-token ids, `batch` rows at a time per

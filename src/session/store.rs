@@ -17,7 +17,9 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::cache::{Entry, SessionCache};
 use super::{TokenSet, keys};
+use std::sync::Arc;
 
 /// How long a session without a signed-in user (a pending sign-in) lives.
 pub const PRE_AUTH_TTL: Duration = Duration::from_secs(600);
@@ -27,6 +29,7 @@ pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct PgSessionStore {
     pool: PgPool,
+    cache: Option<Arc<SessionCache>>,
     idle_timeout: Duration,
     max_lifetime: Duration,
     touch_interval: Duration,
@@ -43,9 +46,16 @@ struct Projection {
 }
 
 impl PgSessionStore {
-    pub fn new(pool: PgPool, idle_timeout: Duration, max_lifetime: Duration) -> Self {
+    /// `cache`: the in-memory session cache (kept fresh by its LISTEN task), or none.
+    pub fn new(pool: PgPool, idle_timeout: Duration, max_lifetime: Duration, cache: Option<Arc<SessionCache>>) -> Self {
         let touch_interval = TOUCH_INTERVAL.min(idle_timeout / 4);
-        Self { pool, idle_timeout, max_lifetime, touch_interval }
+        Self { pool, cache, idle_timeout, max_lifetime, touch_interval }
+    }
+
+    fn forget(&self, key_hash: &[u8]) {
+        if let Some(cache) = &self.cache {
+            cache.evict_key(key_hash);
+        }
     }
 
     fn secs(d: Duration) -> f64 {
@@ -81,6 +91,17 @@ impl PgSessionStore {
         .context("inserting a session")?;
         Ok(key)
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct LoadedRow {
+    state: Value,
+    stale: bool,
+    user_id: Option<Uuid>,
+    created_at: f64,
+    expires_at: f64,
+    last_seen_at: f64,
+    loaded_user: Option<Value>,
 }
 
 pub fn key_hash(key: &SessionKey) -> Vec<u8> {
@@ -121,16 +142,23 @@ fn json_to_state(value: Value) -> Result<HashMap<String, String>, anyhow::Error>
 impl SessionStore for PgSessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<HashMap<String, String>>, LoadError> {
         let hash = key_hash(session_key);
+        if let Some(state) = self.cache.as_ref().and_then(|c| c.get(&hash, self.touch_interval, self.max_lifetime)) {
+            return Ok(Some(state));
+        }
+        let epoch = self.cache.as_ref().map(|c| c.epoch());
         // The signed-in user's profile comes along in the same query (one round trip per
         // request); it is handed to the request under `keys::LOADED_USER` and never stored.
-        let row: Option<(Value, bool, Option<Value>)> = sqlx::query_as(
-            "select s.state, s.last_seen_at < now() - $3 * interval '1 second',
+        let row: Option<LoadedRow> = sqlx::query_as(
+            "select s.state, s.last_seen_at < now() - $3 * interval '1 second' as stale, s.user_id,
+                    extract(epoch from s.created_at)::float8 as created_at,
+                    extract(epoch from s.expires_at)::float8 as expires_at,
+                    extract(epoch from s.last_seen_at)::float8 as last_seen_at,
                     case when u.user_id is not null then json_build_object(
                         'user_id', u.user_id, 'issuer', u.issuer, 'subject', u.subject, 'name', u.name,
                         'username', u.username, 'email', u.email, 'email_verified', u.email_verified,
                         'picture', u.picture, 'roles', u.roles, 'identities', u.identities,
                         'hf_user_id', u.hf_user_id, 'hf_username', u.hf_username, 'hf_avatar', u.hf_avatar)::jsonb
-                    end
+                    end as loaded_user
                from sessions s left join users u on u.user_id = s.user_id
               where s.key_hash = $1 and s.expires_at > now() and s.created_at > now() - $2 * interval '1 second'",
         )
@@ -141,10 +169,10 @@ impl SessionStore for PgSessionStore {
         .await
         .context("loading a session")
         .map_err(LoadError::Other)?;
-        let Some((state, stale, user)) = row else {
+        let Some(row) = row else {
             return Ok(None);
         };
-        if stale {
+        if row.stale {
             sqlx::query(
                 "update sessions
                     set last_seen_at = now(),
@@ -162,9 +190,21 @@ impl SessionStore for PgSessionStore {
             .context("extending a session")
             .map_err(LoadError::Other)?;
         }
-        let mut state = json_to_state(state).map_err(LoadError::Deserialization)?;
-        if let Some(user) = user {
+        let mut state = json_to_state(row.state).map_err(LoadError::Deserialization)?;
+        if let Some(user) = row.loaded_user {
             state.insert(keys::LOADED_USER.to_owned(), user.to_string());
+        }
+        // A touched session is cached by its next load, with the new expiry.
+        if let (Some(cache), Some(epoch), false) = (&self.cache, epoch, row.stale) {
+            let entry = Entry {
+                state: state.clone(),
+                user_id: row.user_id,
+                expires_at: row.expires_at,
+                created_at: row.created_at,
+                last_seen_at: row.last_seen_at,
+                cached_at: std::time::Instant::now(),
+            };
+            cache.put(hash, entry, epoch);
         }
         Ok(Some(state))
     }
@@ -180,6 +220,7 @@ impl SessionStore for PgSessionStore {
         _ttl: &CookieDuration,
     ) -> Result<SessionKey, UpdateError> {
         let p = project(&state);
+        self.forget(&key_hash(&session_key));
         let updated = sqlx::query(
             "update sessions
                 set state = $2, user_id = $3, logto_sid = $4, user_agent = $5, client_ip = $6::inet,
@@ -224,6 +265,7 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn update_ttl(&self, session_key: &SessionKey, _ttl: &CookieDuration) -> Result<(), anyhow::Error> {
+        self.forget(&key_hash(session_key));
         sqlx::query(
             "update sessions
                 set last_seen_at = now(),
@@ -243,6 +285,7 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
+        self.forget(&key_hash(session_key));
         sqlx::query("delete from sessions where key_hash = $1")
             .bind(key_hash(session_key))
             .execute(&self.pool)

@@ -180,6 +180,19 @@ impl TestApp {
         assert_eq!(response.status(), 303, "sign-in failed: {}", response.text().await.unwrap_or_default());
     }
 
+    /// `/api/me`'s status once it becomes `expected`, polling for at most 500 ms — for changes made
+    /// through another app instance, which reach this one's session cache by Postgres NOTIFY.
+    pub async fn me_status_soon(&self, expected: u16) -> u16 {
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        loop {
+            let status = self.me_status().await;
+            if status == expected || std::time::Instant::now() > deadline {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     pub async fn me_status(&self) -> u16 {
         self.get("/api/me").await.status().as_u16()
     }

@@ -5,6 +5,7 @@ mod helpers;
 
 mod admin;
 mod backchannel;
+mod cache;
 mod callback;
 mod id_token;
 mod lifecycle;
