@@ -14,53 +14,10 @@
 # CONNECTIONS (wrk), SKIP_ADMIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-15s}
 CONNECTIONS=${CONNECTIONS:-64}
-export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-BENCH_DB=logto_signin_bench
-BENCH_URL="${DATABASE_URL%/*}/$BENCH_DB"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-need() { command -v "$1" >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; apt-get install -y -qq "$2" >/dev/null; }; }
-need wrk wrk
-need pgbench postgresql-contrib
-command -v node >/dev/null || { echo "Node.js is required (the test provider)" >&2; exit 1; }
-bash scripts/ensure-postgres.sh >/dev/null
-[ -d tests/provider/node_modules ] || npm ci --prefix tests/provider --no-audit --no-fund >/dev/null
-cargo build --release --quiet
-
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-psql "$DATABASE_URL" -qc "drop database if exists $BENCH_DB with (force)" -c "create database $BENCH_DB" >/dev/null
-
-APP_PORT=$(free_port)
-APP="http://127.0.0.1:$APP_PORT"
-CLIENT_ID=bench-client
-CLIENT_SECRET=bench-secret
-CLIENT_ID=$CLIENT_ID CLIENT_SECRET=$CLIENT_SECRET REDIRECT_URI="$APP/callback" POST_LOGOUT_REDIRECT_URI="$APP/" \
-  BACKCHANNEL_LOGOUT_URI="$APP/backchannel-logout" PORT=0 node tests/provider/server.js >"$WORK/provider.out" 2>"$WORK/provider.err" &
-PIDS+=($!)
-for _ in $(seq 1 100); do grep -q LISTENING "$WORK/provider.out" 2>/dev/null && break; sleep 0.1; done
-PROVIDER="http://127.0.0.1:$(awk '/LISTENING/ {print $2}' "$WORK/provider.out")"
-
-SESSION_SECRET=$(target/release/logto-signin generate-secret) LOGTO_ENDPOINT="$PROVIDER" LOGTO_APP_ID=$CLIENT_ID \
-  LOGTO_APP_SECRET=$CLIENT_SECRET APP_BASE_URL="$APP" HOST=127.0.0.1 PORT=$APP_PORT DATABASE_URL="$BENCH_URL" \
-  SERVER_TIMING=true RUST_LOG=warn target/release/logto-signin >"$WORK/app.log" 2>&1 &
-APP_PID=$!
-PIDS+=($APP_PID)
-for _ in $(seq 1 100); do curl -fs "$APP/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fs "$APP/readyz" >/dev/null
-
-COOKIE=$(python3 bench/signin.py "$APP" "$PROVIDER" cookie)
-[ -n "$COOKIE" ] || { echo "could not sign in" >&2; exit 1; }
-HEADER="Cookie: logto_signin_session=$COOKIE"
-curl -fs -H "$HEADER" "$APP/api/me" | grep -q '"username":"alice"' || { echo "the session cookie does not work" >&2; exit 1; }
+source bench/lib.sh
 
 session_writes() { psql "$BENCH_URL" -Atc "select coalesce(n_tup_upd + n_tup_ins, 0) from pg_stat_user_tables where relname = 'sessions'"; }
 

@@ -17,6 +17,10 @@ use super::http::{CallError, ProviderHttp};
 use crate::config::Settings;
 
 const REFRESH_EVERY: Duration = Duration::from_secs(3600);
+/// A provider that answered this recently is taken to be up.
+pub const REACHABLE_FOR: Duration = Duration::from_secs(15);
+/// How long a sign-in waits to find out whether the provider is up.
+pub const REACHABILITY_CHECK: Duration = Duration::from_secs(3);
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
@@ -142,6 +146,8 @@ fn rebase(url: &str, ours: &[&Url], target: &Url) -> anyhow::Result<Url> {
 
 /// The provider as this process knows it: metadata (once discovered) and the HTTP client.
 pub struct Provider {
+    /// When the provider last answered discovery (unix seconds).
+    last_seen_up: std::sync::atomic::AtomicU64,
     settings: Arc<Settings>,
     http: ProviderHttp,
     metadata: RwLock<Option<Arc<ProviderMetadata>>>,
@@ -150,7 +156,13 @@ pub struct Provider {
 
 impl Provider {
     pub fn new(settings: Arc<Settings>, http: ProviderHttp) -> Arc<Self> {
-        Arc::new(Self { settings, http, metadata: RwLock::new(None), wake: Notify::new() })
+        Arc::new(Self {
+            last_seen_up: std::sync::atomic::AtomicU64::new(0),
+            settings,
+            http,
+            metadata: RwLock::new(None),
+            wake: Notify::new(),
+        })
     }
 
     pub fn http(&self) -> &ProviderHttp {
@@ -178,7 +190,23 @@ impl Provider {
         if let Ok(mut slot) = self.metadata.write() {
             *slot = Some(metadata.clone());
         }
+        self.last_seen_up.store(super::flow::unix_now(), std::sync::atomic::Ordering::Release);
         Ok(metadata)
+    }
+
+    /// Metadata of a provider that answered recently: if the last answer is older than
+    /// [`REACHABLE_FOR`], discovery is fetched again (within [`REACHABILITY_CHECK`]) so that a
+    /// sign-in never sends the browser to a provider that is down.
+    pub async fn reachable_metadata(&self) -> anyhow::Result<Arc<ProviderMetadata>> {
+        let last = self.last_seen_up.load(std::sync::atomic::Ordering::Acquire);
+        if let Some(metadata) = self.metadata()
+            && super::flow::unix_now().saturating_sub(last) < REACHABLE_FOR.as_secs()
+        {
+            return Ok(metadata);
+        }
+        tokio::time::timeout(REACHABILITY_CHECK, self.discover())
+            .await
+            .map_err(|_| anyhow::anyhow!("the provider did not answer discovery in time"))?
     }
 
     /// Runs forever: discovery with backoff until it succeeds, then an hourly refresh.

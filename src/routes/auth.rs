@@ -56,7 +56,11 @@ async fn start_sign_in(
     return_to: Option<&str>,
     direct_sign_in: Option<&str>,
 ) -> Result<HttpResponse> {
-    let metadata = metadata(state)?;
+    // Not only known but reachable: never send the browser to a provider that is down.
+    let metadata = state.provider.reachable_metadata().await.map_err(|e| {
+        state.provider.request_discovery();
+        AppError::ProviderUnavailable(e)
+    })?;
     let return_to = return_to::sanitize(return_to);
     let binding = session.login_binding()?;
     let request = flow::authorization_url(&state.settings, &metadata, direct_sign_in)?;
