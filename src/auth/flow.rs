@@ -183,6 +183,8 @@ pub async fn finish_sign_in(
     )
     .await
     .map_err(id_token_error)?;
+    let alg = jsonwebtoken::decode_header(&raw_id_token).map(|h| h.alg).map_err(|e| id_token_error(e.into()))?;
+    id_token::check_at_hash(&claims, alg, &access_token).map_err(id_token_error)?;
 
     let userinfo = match &metadata.userinfo_endpoint {
         None => None,

@@ -91,3 +91,27 @@ fn check_claims(
     }
     Ok(())
 }
+
+/// Core §3.1.3.8: when the ID token carries `at_hash` (Logto ≥ 1.42 does not), it must be the
+/// left half of the access token's hash, with the hash of the token's algorithm.
+pub fn check_at_hash(
+    claims: &IdTokenClaims,
+    alg: jsonwebtoken::Algorithm,
+    access_token: &str,
+) -> Result<(), TokenError> {
+    use base64::Engine;
+    use jsonwebtoken::Algorithm as A;
+    use sha2::Digest;
+    let Some(at_hash) = claims.all.get("at_hash") else { return Ok(()) };
+    let digest: Vec<u8> = match alg {
+        A::RS256 | A::PS256 | A::ES256 => sha2::Sha256::digest(access_token.as_bytes()).to_vec(),
+        A::RS384 | A::PS384 | A::ES384 => sha2::Sha384::digest(access_token.as_bytes()).to_vec(),
+        A::RS512 | A::PS512 => sha2::Sha512::digest(access_token.as_bytes()).to_vec(),
+        _ => return Err(TokenError::Claim("at_hash with an unsupported algorithm")),
+    };
+    let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2]);
+    match at_hash.as_str() {
+        Some(value) if constant_time_eq(value.as_bytes(), expected.as_bytes()) => Ok(()),
+        _ => Err(TokenError::Claim("at_hash")),
+    }
+}

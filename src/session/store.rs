@@ -179,12 +179,15 @@ impl SessionStore for PgSessionStore {
                         expires_at = least(
                             now() + (case when user_id is null then $2 else $3 end) * interval '1 second',
                             created_at + $4 * interval '1 second')
-                  where key_hash = $1",
+                  where key_hash = $1
+                    -- Concurrent requests of one session all see it stale; only the first writes.
+                    and last_seen_at < now() - $5 * interval '1 second'",
             )
             .bind(&hash)
             .bind(Self::secs(PRE_AUTH_TTL))
             .bind(Self::secs(self.idle_timeout))
             .bind(Self::secs(self.max_lifetime))
+            .bind(Self::secs(self.touch_interval))
             .execute(&self.pool)
             .await
             .context("extending a session")

@@ -182,6 +182,8 @@ pub struct Behaviour {
     pub refresh_delay: Duration,
     /// Access tokens live this long.
     pub access_token_ttl: u64,
+    /// Put `at_hash` in ID tokens: `Some(true)` the right one, `Some(false)` a wrong one.
+    pub at_hash: Option<bool>,
 }
 
 impl Default for Behaviour {
@@ -202,6 +204,7 @@ impl Default for Behaviour {
             refuse_resources: false,
             refresh_delay: Duration::ZERO,
             access_token_ttl: 3600,
+            at_hash: None,
         }
     }
 }
@@ -528,6 +531,11 @@ async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
     if let Some(sid) = &grant.user.sid {
         claims.insert("sid".into(), json!(sid));
     }
+    let access_token = random();
+    if let Some(right) = behaviour.at_hash {
+        let digest = sha2::Sha384::digest(if right { access_token.as_bytes() } else { b"another token" });
+        claims.insert("at_hash".into(), json!(URL_SAFE_NO_PAD.encode(&digest[..24])));
+    }
     let key = {
         let s = data.state.lock().expect("lock");
         s.keys[s.current].clone()
@@ -550,7 +558,6 @@ async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
         id_token = finish(id_token);
     }
 
-    let access_token = random();
     data.state.lock().expect("lock").access_tokens.insert(access_token.clone(), grant.user.clone());
     let offline = grant.scope.split(' ').any(|s| s == "offline_access")
         && grant.prompt.as_deref().is_some_and(|p| p.split(' ').any(|p| p == "consent"));

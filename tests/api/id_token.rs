@@ -372,3 +372,17 @@ async fn unknown_kids_within_the_cooldown_cause_no_refetch(pool: PgPool) {
     }
     assert_eq!(app.op.counters().jwks, 1, "a flood of unknown kids does not hammer the JWKS");
 }
+
+#[sqlx::test]
+async fn a_wrong_at_hash_is_rejected(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.op.set(|b| b.at_hash = Some(false));
+    assert_rejected(&app).await;
+}
+
+#[sqlx::test]
+async fn a_right_at_hash_is_accepted(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.op.set(|b| b.at_hash = Some(true));
+    assert_accepted(&app).await;
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Proves that representative security tests fail when the check they cover is removed:
+# for each case, patch the check out of the source, run the test (it must FAIL), restore.
+# Usage: bash scripts/mutation-proof.sh      (needs a clean working tree for the touched files)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+# file | exact text to replace | replacement | test filter
+cases=(
+  "src/auth/id_token.rs|if let Some(expected) = expect.nonce {|if let Some(expected) = None::<\&str> {|id_token::nonce_mismatch_is_rejected"
+  "src/auth/id_token.rs|if audiences.iter().any(|if false \&\& audiences.iter().any(|id_token::an_extra_untrusted_audience_is_rejected"
+  "src/auth/flow.rs|Some(s) if s == sub => Ok(info),|Some(_) => Ok(info),|resilience::userinfo_failures_fail_the_sign_in"
+  "src/routes/auth.rs|Some(iss) => iss == metadata.issuer,|Some(_) => true,|callback::a_wrong_iss_parameter_is_refused_before_the_token_request"
+  "src/session/repo.rs|concat!(select_tokens!(), \" for update\")|select_tokens!()|lifecycle::concurrent_requests_cause_exactly_one_refresh"
+  "src/session/repo.rs|    if !fresh {|    if false \&\& !fresh {|backchannel::a_replayed_logout_token_is_refused"
+)
+
+printf '| removed check | file | test | result with the check removed |\n| --- | --- | --- | --- |\n'
+for case in "${cases[@]}"; do
+  IFS='|' read -r file from to test <<<"$case"
+  cp "$file" "$file.orig"
+  python3 - "$file" "$from" "$to" <<'PY'
+import sys
+path, old, new = sys.argv[1], sys.argv[2], sys.argv[3].replace('\\&', '&')
+text = open(path).read()
+if old not in text:
+    sys.exit(f"pattern not found in {path}: {old}")
+open(path, "w").write(text.replace(old, new, 1))
+PY
+  if [ $? -ne 0 ]; then mv "$file.orig" "$file"; echo "| \`$from\` | $file | $test | pattern not found |"; continue; fi
+  if cargo test --quiet --test api "$test" -- --exact >/tmp/mutation.log 2>&1; then
+    result="still PASSES (the test does not guard this check)"
+  elif grep -q "test result: FAILED" /tmp/mutation.log; then
+    result="FAILS, as it must"
+  else
+    result="did not build or run (see /tmp/mutation.log)"
+  fi
+  mv "$file.orig" "$file"
+  echo "| \`$from\` | $file | \`$test\` | $result |"
+done
