@@ -47,7 +47,19 @@ pub fn parse(query: &str) -> Result<CallbackParams, CallbackParseError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// Arbitrary query strings never panic, and a parameter that appears twice is refused.
+        #[test]
+        fn arbitrary_queries_never_panic(query in any::<String>(), key in "(code|state|iss|error)") {
+            let _ = parse(&query);
+            let doubled = format!("{key}=a&{key}=b&{query}");
+            prop_assert!(parse(&doubled).is_err());
+        }
+    }
 
     #[test]
     fn parses_a_logto_response() {

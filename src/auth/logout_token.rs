@@ -80,9 +80,37 @@ fn check(claims: RawClaims, issuer: &str, client_id: &str, now: u64) -> Result<L
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde_json::json;
 
     use super::*;
+
+    proptest! {
+        /// Any mix of present, missing and odd claims: no panic, and acceptance only when every
+        /// rule holds.
+        #[test]
+        fn arbitrary_claims_are_judged_by_the_rules(
+            sub in prop::option::of("[a-z0-9]{0,3}"),
+            sid in prop::option::of("[a-z0-9]{0,3}"),
+            jti in prop::option::of("[a-z0-9]{0,3}"),
+            nonce in any::<bool>(),
+            event in prop::option::of(prop::sample::select(vec![BACKCHANNEL_LOGOUT_EVENT, "http://schemas.openid.net/event/foobar"])),
+            aud in prop::sample::select(vec!["app", "other"]),
+        ) {
+            let mut v = json!({"iss": "https://id.example/oidc", "aud": aud, "iat": 1000, "exp": 1120});
+            let o = v.as_object_mut().expect("object");
+            if let Some(s) = &sub { o.insert("sub".into(), json!(s)); }
+            if let Some(s) = &sid { o.insert("sid".into(), json!(s)); }
+            if let Some(j) = &jti { o.insert("jti".into(), json!(j)); }
+            if nonce { o.insert("nonce".into(), json!("n")); }
+            if let Some(e) = event { o.insert("events".into(), json!({e: {}})); }
+            let result = check(claims(v), "https://id.example/oidc", "app", 1000);
+            let present = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
+            let valid = aud == "app" && !nonce && event == Some(BACKCHANNEL_LOGOUT_EVENT)
+                && (present(&sub) || present(&sid)) && present(&jti);
+            prop_assert_eq!(result.is_ok(), valid);
+        }
+    }
 
     fn claims(v: Value) -> RawClaims {
         serde_json::from_value(v).expect("claims")

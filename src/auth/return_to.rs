@@ -40,7 +40,23 @@ fn is_safe(path: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::sanitize;
+
+    proptest! {
+        /// Whatever comes in, the result is a same-origin path (never an off-site redirect) and
+        /// nothing panics.
+        #[test]
+        fn never_yields_an_off_site_target(input in any::<String>(), prefix in prop::sample::select(vec!["", "/", "//", "/\\", "https://", "%2F"])) {
+            let candidate = format!("{prefix}{input}");
+            let out = sanitize(Some(&candidate));
+            prop_assert!(out.starts_with('/'));
+            prop_assert!(!out.starts_with("//") && !out.starts_with("/\\"));
+            let base = url::Url::parse("http://app.invalid/").expect("base");
+            prop_assert_eq!(base.join(&out).expect("joins").origin(), base.origin());
+        }
+    }
 
     #[test]
     fn keeps_local_paths() {

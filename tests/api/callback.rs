@@ -179,3 +179,47 @@ async fn a_pending_sign_in_expires_after_ten_minutes(pool: PgPool) {
     };
     assert!((ttl - 600.0).abs() < 1.0, "pending sign-ins live 10 minutes, not {ttl}");
 }
+
+#[sqlx::test]
+async fn an_injected_code_fails_with_the_victims_verifier(pool: PgPool) {
+    // The attacker gets a code for their own account and plants it in the victim's callback.
+    let app = spawn_app(pool).await;
+    let attacker = spawn_app_with(app.pool.clone(), app.op.clone(), &[]).await;
+    let attacker_url = attacker.begin_sign_in("/sign-in").await;
+    let attackers_code = app.op.authorize(&attacker_url, &TestUser::named("mallory00001", "Mallory"));
+    let victim_url = app.begin_sign_in("/sign-in").await;
+    let state = query_param(&victim_url, "state").expect("state");
+    let iss = app.op.issuer.clone();
+    let response = app.callback(&[("code", &attackers_code), ("state", &state), ("iss", &iss)]).await;
+    assert_eq!(response.status(), 400, "the PKCE verifier of the victim's sign-in does not fit the code");
+    assert_eq!(app.me_status().await, 401);
+    assert_eq!(app.count("select count(*) from users").await, 0);
+}
+
+#[sqlx::test]
+async fn spoofed_host_headers_do_not_change_the_redirect_uri(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let response = app
+        .client
+        .get(app.url("/sign-in"))
+        .header("host", "evil.example")
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .expect("sign-in");
+    assert_eq!(response.status(), 303);
+    let url = location(&response);
+    assert_eq!(query_param(&url, "redirect_uri").as_deref(), Some("http://localhost:3000/callback"));
+}
+
+#[sqlx::test]
+async fn the_return_from_logto_sign_out_with_any_state_is_a_plain_home_page(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    for path in ["/?state=forged-state", "/?state=", "/?state=%3Cscript%3E", "/"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let html = response.text().await.expect("html");
+        assert!(html.contains("Sign in") && !html.contains("<script>"), "{path}");
+    }
+}
