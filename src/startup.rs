@@ -27,6 +27,13 @@ use crate::session::store::PgSessionStore;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 pub const SESSION_COOKIE: &str = "logto_signin_session";
+/// Under https the cookie carries the `__Host-` prefix: the browser then only accepts it as
+/// `Secure`, host-only and `Path=/`, so a sibling subdomain cannot plant or overwrite it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-logto_signin_session";
+
+pub fn session_cookie_name(settings: &Settings) -> &'static str {
+    if settings.uses_https() { SECURE_SESSION_COOKIE } else { SESSION_COOKIE }
+}
 
 /// Shared by every handler through `web::Data`.
 pub struct AppState {
@@ -121,10 +128,11 @@ impl Application {
             i64::try_from(settings.session_max_lifetime.as_secs()).unwrap_or(i64::MAX),
         );
         let secure = settings.uses_https();
+        let cookie_name = session_cookie_name(&settings);
 
         let server = HttpServer::new(move || {
             let session = SessionMiddleware::builder(store.clone(), key.clone())
-                .cookie_name(SESSION_COOKIE.to_owned())
+                .cookie_name(cookie_name.to_owned())
                 .cookie_http_only(true)
                 .cookie_same_site(SameSite::Lax)
                 .cookie_path("/".to_owned())

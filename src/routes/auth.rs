@@ -199,5 +199,8 @@ pub async fn sign_out(
         flow::revoke_refresh_token(&state.settings, &metadata, state.provider.http(), refresh).await;
     }
     let target = flow::end_session_url(&state.settings, &metadata, tokens.as_ref().and_then(|t| t.id_token.as_deref()));
+    // No `Clear-Site-Data: "cookies"` here: it clears the whole registrable domain, which would
+    // drop Logto's own session cookie (auth.example.com next to app.example.com) before the
+    // end-session request, and Logto could then not sign the user out of its other apps.
     Ok(see_other(target.as_ref().map_or("/", url::Url::as_str)))
 }

@@ -52,6 +52,7 @@ async fn session_cookie_attributes(pool: PgPool) {
     let response = https.get("/sign-in").await;
     let set_cookie = response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("cookie").to_owned();
     assert!(set_cookie.contains("Secure"), "{set_cookie}");
+    assert!(set_cookie.starts_with("__Host-logto_signin_session="), "the __Host- prefix under https: {set_cookie}");
     assert!(response.headers().get("strict-transport-security").is_some());
 }
 
