@@ -176,6 +176,9 @@ pub struct Behaviour {
     pub refresh_invalid_grant: bool,
     /// Refreshed ID tokens carry this `sub` instead of the user's.
     pub refresh_sub: Option<String>,
+    /// Refreshed ID tokens carry this `iss` / `aud` instead of the real ones.
+    pub refresh_iss: Option<String>,
+    pub refresh_aud: Option<String>,
     /// Refresh grants with a `resource` answer `invalid_target`.
     pub refuse_resources: bool,
     /// Refresh grants take this long (widens race windows in concurrency tests).
@@ -201,6 +204,8 @@ impl Default for Behaviour {
             jwks_up: true,
             refresh_invalid_grant: false,
             refresh_sub: None,
+            refresh_iss: None,
+            refresh_aud: None,
             refuse_resources: false,
             refresh_delay: Duration::ZERO,
             access_token_ttl: 3600,
@@ -623,9 +628,9 @@ async fn refresh_grant(params: &HashMap<String, String>, data: &Shared, behaviou
     }
     let now = jsonwebtoken::get_current_timestamp();
     let mut claims = grant.user.claims.clone();
-    claims.insert("iss".into(), json!(data.issuer));
+    claims.insert("iss".into(), json!(behaviour.refresh_iss.clone().unwrap_or_else(|| data.issuer.clone())));
     claims.insert("sub".into(), json!(behaviour.refresh_sub.clone().unwrap_or_else(|| grant.user.sub.clone())));
-    claims.insert("aud".into(), json!(CLIENT_ID));
+    claims.insert("aud".into(), json!(behaviour.refresh_aud.clone().unwrap_or_else(|| CLIENT_ID.to_owned())));
     claims.insert("iat".into(), json!(now));
     claims.insert("exp".into(), json!(now + 3600));
     if let Some(nonce) = &grant.nonce {

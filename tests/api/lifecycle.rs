@@ -99,6 +99,26 @@ async fn a_refreshed_id_token_for_another_subject_ends_the_session(pool: PgPool)
 }
 
 #[sqlx::test]
+async fn a_refreshed_id_token_from_another_issuer_ends_the_session(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    app.op.set(|b| b.refresh_iss = Some("https://evil.example/oidc".into()));
+    expire_access_token(&app).await;
+    assert_eq!(access_token(&app, "").await.status(), 401);
+    assert_eq!(app.me_status().await, 401);
+}
+
+#[sqlx::test]
+async fn a_refreshed_id_token_for_another_audience_ends_the_session(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    app.op.set(|b| b.refresh_aud = Some("another-client".into()));
+    expire_access_token(&app).await;
+    assert_eq!(access_token(&app, "").await.status(), 401);
+    assert_eq!(app.me_status().await, 401);
+}
+
+#[sqlx::test]
 async fn a_refresh_updates_roles_and_profile(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.signed_in(&TestUser::alice()).await;
