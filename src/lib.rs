@@ -1,3 +1,5 @@
+#![deny(clippy::self_named_module_files)]
+
 pub mod admin;
 pub mod auth;
 pub mod config;
