@@ -125,6 +125,19 @@ async fn sessions_survive_an_app_restart(pool: PgPool) {
     assert_eq!(restarted.me_status().await, 200);
 }
 
+/// POST /sign-out with the session cookie, the CSRF token and extra request headers.
+async fn post_sign_out_with(app: &TestApp, csrf: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url("/sign-out"))
+        .header("cookie", format!("{}={}", logto_signin::startup::SESSION_COOKIE, app.cookie().expect("cookie")))
+        .form(&[("csrf_token", csrf)]);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("post")
+}
+
 #[sqlx::test]
 async fn sign_out_without_a_valid_csrf_token_is_refused_and_changes_nothing(pool: PgPool) {
     let app = spawn_app(pool).await;
@@ -139,28 +152,11 @@ async fn sign_out_without_a_valid_csrf_token_is_refused_and_changes_nothing(pool
     assert_eq!(app.me_status().await, 200);
     // A right token from a foreign origin is refused as well.
     let csrf = csrf_token_from_home(&app).await.expect("csrf");
-    let response = app
-        .client
-        .post(app.url("/sign-out"))
-        .header("cookie", format!("{}={}", logto_signin::startup::SESSION_COOKIE, app.cookie().expect("cookie")))
-        .header("origin", "https://evil.example")
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .expect("post");
+    let response = post_sign_out_with(&app, &csrf, &[("origin", "https://evil.example")]).await;
     assert_eq!(response.status(), 403);
     assert_eq!(app.me_status().await, 200);
     // `Origin: null` proves nothing; a cross-site Sec-Fetch-Site still refuses.
-    let response = app
-        .client
-        .post(app.url("/sign-out"))
-        .header("cookie", format!("{}={}", logto_signin::startup::SESSION_COOKIE, app.cookie().expect("cookie")))
-        .header("origin", "null")
-        .header("sec-fetch-site", "cross-site")
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .expect("post");
+    let response = post_sign_out_with(&app, &csrf, &[("origin", "null"), ("sec-fetch-site", "cross-site")]).await;
     assert_eq!(response.status(), 403);
     assert_eq!(app.me_status().await, 200);
     assert_eq!(app.op.counters().revoked.len(), 0);
@@ -171,16 +167,7 @@ async fn a_same_origin_form_post_with_a_null_origin_signs_out(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.signed_in(&TestUser::alice()).await;
     let csrf = csrf_token_from_home(&app).await.expect("csrf");
-    let response = app
-        .client
-        .post(app.url("/sign-out"))
-        .header("cookie", format!("{}={}", logto_signin::startup::SESSION_COOKIE, app.cookie().expect("cookie")))
-        .header("origin", "null")
-        .header("sec-fetch-site", "same-origin")
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .expect("post");
+    let response = post_sign_out_with(&app, &csrf, &[("origin", "null"), ("sec-fetch-site", "same-origin")]).await;
     assert_eq!(response.status(), 303);
     app.set_cookie(None);
     assert_eq!(app.count("select count(*) from sessions where user_id is not null").await, 0);
