@@ -15,3 +15,53 @@ pub fn render(tera: &Tera, name: &str, page: &impl serde::Serialize) -> anyhow::
     let context = tera::Context::from_serialize(page).context("building the template context")?;
     tera.render(name, &context).with_context(|| format!("rendering {name}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Tera fails at render time, so every template is rendered here with a full sample context.
+    #[test]
+    fn every_template_renders() {
+        let tera = load(concat!(env!("CARGO_MANIFEST_DIR"), "/templates")).expect("templates load");
+        let user = json!({
+            "display_name": "Alice <b>", "username": "alice", "email": "a@example.com", "email_verified": true,
+            "avatar_url": "https://x.io/a.png", "hf_user_id": "hf-1", "hf_username": "alice-hf",
+            "hf_avatar_url": "https://x.io/h.png"
+        });
+        let cases = [
+            ("home.html", json!({"user": user, "is_admin": true, "csrf_token": "t"})),
+            ("home.html", json!({"user": null, "is_admin": false, "csrf_token": null})),
+            ("sign_out.html", json!({"csrf_token": "t"})),
+            ("error.html", json!({"title": "Bad request", "message": "m", "request_id": "r", "show_sign_in": true})),
+            (
+                "account_sessions.html",
+                json!({"sessions": [{"id": "s1", "current": true, "created_at": "c",
+                "last_seen_at": "l", "expires_at": "e", "device": "d", "ip": "1.2.3.4"}], "others": 0, "csrf_token": "t"}),
+            ),
+            (
+                "admin/users.html",
+                json!({"counts": {"users": 1, "signed_in_users": 1, "active_sessions": 1, "sign_ins_24h": 1},
+                "counts_age_secs": 0, "view": "active", "q": "", "users": [{"id": "u1", "display_name": "A",
+                "username": null, "email": null, "avatar_url": null, "hf_username": null, "roles": ["admin"],
+                "first_seen": "f", "last_sign_in": "l", "last_activity": "a", "active_sessions": 1}],
+                "next_url": "/admin?cursor=x", "first_url": null}),
+            ),
+            (
+                "admin/user.html",
+                json!({"id": "u1", "display_name": "A", "subject": "s", "username": "a", "email": "e",
+                "email_verified": false, "avatar_url": null, "roles": [], "hf_user_id": null, "hf_username": null,
+                "hf_avatar_url": null, "first_seen": "f", "last_sign_in": "l", "last_activity": "a", "sign_in_count": 1,
+                "sessions": [{"id": "s1", "created": "c", "last_seen": "l", "expires": "e", "user_agent": "ua",
+                "ip": "ip", "has_logto_sid": true}], "csrf_token": "t"}),
+            ),
+        ];
+        for (name, context) in cases {
+            let html = render(&tera, name, &context).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            assert!(html.contains("<html"), "{name}");
+            assert!(!html.contains("Alice <b>"), "{name}: autoescape is on");
+        }
+    }
+}
