@@ -76,11 +76,11 @@ pub async fn sign_out_session(
     state: web::Data<AppState>,
     me: SignedInSession,
     session: TypedSession,
-    path: web::Path<String>,
+    path: web::Path<Uuid>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse> {
     csrf::verify(&req, &state, &session, &form.csrf_token)?;
-    let target = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
+    let target = path.into_inner();
     if target == me.session_id {
         return Err(AppError::BadRequest("Use Sign out to end this session.".into()));
     }

@@ -199,9 +199,9 @@ pub async fn user_page(
     state: web::Data<AppState>,
     _admin: AdminUser,
     session: TypedSession,
-    path: web::Path<String>,
+    path: web::Path<Uuid>,
 ) -> Result<HttpResponse> {
-    let user_id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
+    let user_id = path.into_inner();
     let u = repo::user(&state.pool, user_id).await?.ok_or(AppError::NotFound)?;
     let list = sessions::list_for_user(&state.pool, user_id).await?;
     let page = UserPage {
@@ -253,11 +253,11 @@ pub async fn revoke_session(
     state: web::Data<AppState>,
     admin: AdminUser,
     session: TypedSession,
-    path: web::Path<String>,
+    path: web::Path<Uuid>,
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse> {
     csrf::verify(&req, &state, &session, &form.csrf_token)?;
-    let session_id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
+    let session_id = path.into_inner();
     let (user_id, ended) = repo::revoke_session(&state.pool, session_id).await?.ok_or(AppError::NotFound)?;
     state.forget_sessions(std::slice::from_ref(&ended));
     tracing::info!(admin = %admin.0.user_id, target_user = ?user_id, %session_id, "admin revoked a session");
@@ -271,11 +271,11 @@ pub async fn sign_out_everywhere(
     state: web::Data<AppState>,
     admin: AdminUser,
     session: TypedSession,
-    path: web::Path<String>,
+    path: web::Path<Uuid>,
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse> {
     csrf::verify(&req, &state, &session, &form.csrf_token)?;
-    let user_id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
+    let user_id = path.into_inner();
     let ended = sessions::delete_for_user(&state.pool, user_id, None, None).await?;
     state.forget_sessions(&ended);
     tracing::info!(admin = %admin.0.user_id, target_user = %user_id, sessions = ended.len(), "admin signed a user out everywhere");

@@ -109,10 +109,6 @@ impl SessionCache {
         self.evict(HashMap::clear);
     }
 
-    pub fn is_live(&self) -> bool {
-        self.live.load(Ordering::Acquire)
-    }
-
     fn set_live(&self, live: bool) {
         if !live {
             self.clear();

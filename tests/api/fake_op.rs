@@ -388,16 +388,19 @@ impl FakeOp {
         if let Some(sid) = sid {
             claims.insert("sid".into(), json!(sid));
         }
-        let key = {
-            let s = self.state.lock().expect("lock");
-            s.keys[s.current].clone()
-        };
+        let key = current_key(&self.state);
         let mut header = Header::new(key.alg);
         header.kid = Some(key.kid.clone());
         header.typ = Some("logout+jwt".into());
         change(&mut header, &mut claims);
         jsonwebtoken::encode(&header, &claims, &key.encoding).expect("sign")
     }
+}
+
+/// The key the provider signs with now.
+fn current_key(state: &Mutex<OpState>) -> TestKey {
+    let s = state.lock().expect("lock");
+    s.keys[s.current].clone()
 }
 
 struct Shared {
@@ -541,10 +544,7 @@ async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
         let digest = sha2::Sha384::digest(if right { access_token.as_bytes() } else { b"another token" });
         claims.insert("at_hash".into(), json!(URL_SAFE_NO_PAD.encode(&digest[..24])));
     }
-    let key = {
-        let s = data.state.lock().expect("lock");
-        s.keys[s.current].clone()
-    };
+    let key = current_key(&data.state);
     let mut header = Header::new(key.alg);
     header.kid = Some(key.kid.clone());
     header.typ = None; // Logto >= 1.42 sends no `typ`.
@@ -639,10 +639,7 @@ async fn refresh_grant(params: &HashMap<String, String>, data: &Shared, behaviou
     if let Some(sid) = &grant.user.sid {
         claims.insert("sid".into(), json!(sid));
     }
-    let key = {
-        let s = data.state.lock().expect("lock");
-        s.keys[s.current].clone()
-    };
+    let key = current_key(&data.state);
     let mut header = Header::new(key.alg);
     header.kid = Some(key.kid.clone());
     header.typ = None;

@@ -223,25 +223,17 @@ where
     }
 }
 
+/// Waits (at most 15 s) for an element matching `css`.
+async fn wait_for(browser: &Client, css: &str) -> anyhow::Result<fantoccini::elements::Element> {
+    browser.wait().at_most(WAIT).for_element(Locator::Css(css)).await.with_context(|| format!("waiting for `{css}`"))
+}
+
 pub async fn text_of(browser: &Client, css: &str) -> anyhow::Result<String> {
-    let element = browser
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-        .with_context(|| format!("waiting for `{css}`"))?;
-    Ok(element.text().await?)
+    Ok(wait_for(browser, css).await?.text().await?)
 }
 
 pub async fn click(browser: &Client, css: &str) -> anyhow::Result<()> {
-    let element = browser
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-        .with_context(|| format!("waiting for `{css}`"))?;
-    element.click().await?;
-    Ok(())
+    Ok(wait_for(browser, css).await?.click().await?)
 }
 
 /// On the provider's login page: type the username and continue.

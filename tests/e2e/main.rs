@@ -138,6 +138,8 @@ async fn a_deep_link_returns_to_its_page_after_sign_in(pool: PgPool) {
     scenario("deep_link", &browser, || async {
         browser.goto(&stack.url("/admin")).await?;
         log_in_at_provider(&browser, "alice").await?;
+        // Wait for an element only the admin page has (the provider's page has an <h1> too).
+        text_of(&browser, "#counts").await?;
         ensure!(text_of(&browser, "h1").await? == "Users");
         let url = browser.current_url().await?;
         ensure!(url.path() == "/admin", "landed on {url}");
