@@ -48,7 +48,7 @@ SESSION_SECRET_VALUE=$(target/release/logto-signin generate-secret)
 start_app() {
   env SESSION_SECRET="$SESSION_SECRET_VALUE" LOGTO_ENDPOINT="$PROVIDER" LOGTO_APP_ID=$CLIENT_ID \
     LOGTO_APP_SECRET=$CLIENT_SECRET APP_BASE_URL="$APP" HOST=127.0.0.1 PORT=$APP_PORT DATABASE_URL="$BENCH_URL" \
-    SERVER_TIMING=true RUST_LOG=warn ${APP_ENV:-} target/release/logto-signin >>"$WORK/app.log" 2>&1 &
+    SERVER_TIMING=true SIGN_IN_RATE_LIMIT=1000000 RUST_LOG=warn ${APP_ENV:-} target/release/logto-signin >>"$WORK/app.log" 2>&1 &
   APP_PID=$!
   PIDS+=("$APP_PID")
   for _ in $(seq 1 100); do curl -fs "$APP/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done

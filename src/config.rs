@@ -3,6 +3,7 @@
 //! Every variable is read in one place; a bad value becomes a [`ConfigError`] that names the
 //! variable, so start-up can stop with one readable line.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -17,6 +18,8 @@ pub struct Settings {
     pub logto_endpoint: Url,
     /// Base URL for server-to-server calls to Logto, when it differs from the public one.
     pub logto_internal_endpoint: Option<Url>,
+    /// Plain-http Logto endpoints beyond localhost (a private network such as Docker's).
+    pub logto_allow_http: bool,
     pub logto_app_id: String,
     pub logto_app_secret: SecretString,
     pub logto_scopes: Vec<String>,
@@ -34,10 +37,19 @@ pub struct Settings {
     pub admin_role: String,
     /// Logto user ids (`sub`) that are admins regardless of roles (bootstrap).
     pub admin_subjects: Vec<String>,
+    /// Admin actions need a sign-in (`auth_time`) at most this old; older ones step up with
+    /// `max_age`.
+    pub admin_max_auth_age: Duration,
     /// Send `Server-Timing: app;dur=…` on every response (for benchmarks).
     pub server_timing: bool,
     /// Keep loaded sessions in memory, invalidated by Postgres LISTEN/NOTIFY.
     pub session_cache: bool,
+    /// Sign-in starts and callbacks allowed per client IP per minute.
+    pub sign_in_rate_limit: NonZeroU32,
+    /// Back-channel logout requests allowed per client IP per minute.
+    pub backchannel_rate_limit: NonZeroU32,
+    /// Take the client IP from the last `X-Forwarded-For` entry (behind a reverse proxy).
+    pub trust_forwarded_for: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -67,6 +79,19 @@ impl Settings {
         let logto_endpoint = parse_base_url("LOGTO_ENDPOINT", &required("LOGTO_ENDPOINT")?)?;
         let logto_internal_endpoint =
             get("LOGTO_INTERNAL_ENDPOINT").map(|v| parse_base_url("LOGTO_INTERNAL_ENDPOINT", &v)).transpose()?;
+        let logto_allow_http = parse_bool("LOGTO_ALLOW_HTTP", get("LOGTO_ALLOW_HTTP"), false)?;
+        for (var, url) in
+            [("LOGTO_ENDPOINT", Some(&logto_endpoint)), ("LOGTO_INTERNAL_ENDPOINT", logto_internal_endpoint.as_ref())]
+        {
+            if let Some(url) = url
+                && !(url.scheme() == "https" || is_loopback(url) || logto_allow_http)
+            {
+                return Err(ConfigError::new(
+                    var,
+                    "must be an https:// URL (plain http is accepted for localhost, or with LOGTO_ALLOW_HTTP=true on a private network)",
+                ));
+            }
+        }
         let logto_app_id = required("LOGTO_APP_ID")?;
         let logto_app_secret = SecretString::from(required("LOGTO_APP_SECRET")?);
         let logto_scopes = parse_scopes(&get("LOGTO_SCOPES").unwrap_or(DEFAULT_SCOPES.into()))?;
@@ -117,8 +142,15 @@ impl Settings {
         if let Some(bad) = admin_subjects.iter().find(|s| s.len() > 255 || s.chars().any(char::is_whitespace)) {
             return Err(ConfigError::new("ADMIN_SUBJECTS", format!("`{bad}` is not a Logto user id")));
         }
+        let admin_max_auth_age = match get("ADMIN_MAX_AUTH_AGE") {
+            None => Duration::from_secs(30 * 60),
+            Some(v) => parse_duration("ADMIN_MAX_AUTH_AGE", &v)?,
+        };
         let server_timing = parse_bool("SERVER_TIMING", get("SERVER_TIMING"), false)?;
         let session_cache = parse_bool("SESSION_CACHE", get("SESSION_CACHE"), true)?;
+        let sign_in_rate_limit = parse_rate("SIGN_IN_RATE_LIMIT", get("SIGN_IN_RATE_LIMIT"), 30)?;
+        let backchannel_rate_limit = parse_rate("BACKCHANNEL_RATE_LIMIT", get("BACKCHANNEL_RATE_LIMIT"), 600)?;
+        let trust_forwarded_for = parse_bool("TRUST_FORWARDED_FOR", get("TRUST_FORWARDED_FOR"), false)?;
         if session_idle_timeout > session_max_lifetime {
             return Err(ConfigError::new("SESSION_IDLE_TIMEOUT", "must not be longer than SESSION_MAX_LIFETIME"));
         }
@@ -126,6 +158,7 @@ impl Settings {
         Ok(Self {
             logto_endpoint,
             logto_internal_endpoint,
+            logto_allow_http,
             logto_app_id,
             logto_app_secret,
             logto_scopes,
@@ -139,8 +172,12 @@ impl Settings {
             jwks_refetch_cooldown,
             admin_role,
             admin_subjects,
+            admin_max_auth_age,
             server_timing,
             session_cache,
+            sign_in_rate_limit,
+            backchannel_rate_limit,
+            trust_forwarded_for,
         })
     }
 
@@ -188,6 +225,25 @@ fn parse_bool(var: &'static str, value: Option<String>, default: bool) -> Result
         Some("false" | "0") => Ok(false),
         Some(other) => Err(ConfigError::new(var, format!("`{other}` is not true or false"))),
     }
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`: traffic that never leaves the machine.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn parse_rate(var: &'static str, value: Option<String>, default: u32) -> Result<NonZeroU32, ConfigError> {
+    let Some(value) = value else {
+        return Ok(NonZeroU32::new(default).unwrap_or(NonZeroU32::MIN));
+    };
+    value
+        .parse::<NonZeroU32>()
+        .map_err(|_| ConfigError::new(var, format!("`{value}` is not a positive number of requests per minute")))
 }
 
 fn parse_base_url(var: &'static str, value: &str) -> Result<Url, ConfigError> {
@@ -254,6 +310,29 @@ mod tests {
         Settings::from_lookup(|k| env.get(k).cloned())
     }
 
+    /// DISC-02: Logto is reached over https, except on this machine or where explicitly allowed.
+    #[test]
+    fn plain_http_logto_is_refused_beyond_localhost() {
+        let with = |pairs: &[(&'static str, &str)]| {
+            let mut env = base();
+            for (k, v) in pairs {
+                env.insert(k, (*v).to_owned());
+            }
+            load(&env)
+        };
+        let err = with(&[("LOGTO_ENDPOINT", "http://auth.example.com")]).unwrap_err();
+        assert_eq!(err.var, "LOGTO_ENDPOINT");
+        assert!(err.problem.contains("https"), "{err}");
+        let err = with(&[("LOGTO_INTERNAL_ENDPOINT", "http://logto:3001")]).unwrap_err();
+        assert_eq!(err.var, "LOGTO_INTERNAL_ENDPOINT");
+        for ok in ["https://auth.example.com", "http://localhost:3001", "http://127.0.0.1:3001", "http://[::1]:3001"] {
+            assert!(with(&[("LOGTO_ENDPOINT", ok)]).is_ok(), "{ok}");
+        }
+        let s =
+            with(&[("LOGTO_INTERNAL_ENDPOINT", "http://logto:3001"), ("LOGTO_ALLOW_HTTP", "true")]).expect("allowed");
+        assert!(s.logto_allow_http);
+    }
+
     #[test]
     fn defaults_apply() {
         let s = load(&base()).expect("valid");
@@ -273,6 +352,7 @@ mod tests {
         let mut env = base();
         env.insert("LOGTO_ENDPOINT", "https://auth.example.com/".into());
         env.insert("LOGTO_INTERNAL_ENDPOINT", "http://logto:3001".into());
+        env.insert("LOGTO_ALLOW_HTTP", "true".into());
         let s = load(&env).expect("valid");
         assert_eq!(s.issuer(), "https://auth.example.com/oidc");
         assert_eq!(s.discovery_url(), "http://logto:3001/oidc/.well-known/openid-configuration");

@@ -17,8 +17,15 @@ pub enum AppError {
     NotAuthenticated,
     #[error("forbidden")]
     Forbidden,
+    /// An admin action needs a sign-in more recent than `ADMIN_MAX_AUTH_AGE`; the page offers
+    /// a step-up sign-in that comes back to `return_to`.
+    #[error("a recent sign-in is required")]
+    StepUpRequired { return_to: String },
     #[error("not found")]
     NotFound,
+    /// A per-client rate limit was reached; the client may retry after this many seconds.
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
     /// The client sent something invalid; the message is shown to it.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -74,6 +81,16 @@ pub fn is_database_outage(err: &sqlx::Error) -> bool {
 pub struct PublicError {
     pub code: &'static str,
     pub message: String,
+    /// Where the page's main button leads, when there is a way forward (e.g. a step-up).
+    pub continue_to: Option<String>,
+    /// Sent as `Retry-After` (seconds).
+    pub retry_after_secs: Option<u64>,
+}
+
+impl PublicError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), continue_to: None, retry_after_secs: None }
+    }
 }
 
 impl AppError {
@@ -81,7 +98,27 @@ impl AppError {
         let (code, message): (&'static str, String) = match self {
             Self::NotAuthenticated => ("not_authenticated", "You need to sign in to see this page.".into()),
             Self::Forbidden => ("forbidden", "You do not have access to this page.".into()),
+            Self::StepUpRequired { return_to } => {
+                let back = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>();
+                return PublicError {
+                    code: "step_up_required",
+                    message:
+                        "For your security, admin actions need a recent sign-in. Confirm it's you, then try again."
+                            .into(),
+                    continue_to: Some(format!("/sign-in/step-up?return_to={back}")),
+                    retry_after_secs: None,
+                };
+            }
             Self::NotFound => ("not_found", "There is nothing here.".into()),
+            Self::TooManyRequests { retry_after_secs } => {
+                return PublicError {
+                    retry_after_secs: Some(*retry_after_secs),
+                    ..PublicError::new(
+                        "too_many_requests",
+                        format!("Too many attempts from your network. Please wait {retry_after_secs} s and try again."),
+                    )
+                };
+            }
             Self::BadRequest(msg) => ("bad_request", msg.clone()),
             Self::SignIn { public, .. } => ("sign_in_failed", (*public).to_owned()),
             Self::ProviderUnavailable(_) => (
@@ -93,7 +130,7 @@ impl AppError {
             }
             Self::Unexpected(_) => ("internal_error", "Something went wrong on our side.".into()),
         };
-        PublicError { code, message }
+        PublicError::new(code, message)
     }
 }
 
@@ -101,8 +138,9 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::NotAuthenticated => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::StepUpRequired { .. } => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BadRequest(_) | Self::SignIn { .. } => StatusCode::BAD_REQUEST,
             Self::ProviderUnavailable(_) | Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,

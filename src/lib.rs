@@ -12,8 +12,12 @@ pub mod telemetry;
 pub mod templates;
 pub mod users;
 
-/// jsonwebtoken 11 needs a process-wide crypto provider; install the pure-Rust one once.
-pub fn install_crypto_provider() {
-    // Err means one is installed already, which is fine.
-    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+/// jsonwebtoken 11 needs a process-wide crypto provider: aws-lc-rs (the only one built in, so
+/// jsonwebtoken would also pick it by itself). Returns whether it is the one in use.
+pub fn install_crypto_provider() -> bool {
+    let ours = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+    match ours.install_default() {
+        Ok(()) => true,
+        Err(existing) => std::ptr::eq(existing, ours),
+    }
 }

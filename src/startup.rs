@@ -45,6 +45,9 @@ pub struct AppState {
     pub headers: routes::headers::SecurityHeaders,
     pub admin_counts: crate::admin::CountsCache,
     pub session_cache: Option<Arc<crate::session::cache::SessionCache>>,
+    pub rate_limits: routes::rate_limit::RateLimits,
+    /// Seals tokens at rest (key derived from SESSION_SECRET).
+    pub token_cipher: crate::session::sealed::TokenCipher,
 }
 
 impl AppState {
@@ -71,7 +74,15 @@ pub struct Application {
     server: Server,
 }
 
+/// A connection idle for longer than this is pinged before use (it may have been cut by a
+/// Postgres restart or a network device); busier connections are used directly.
+const PING_IDLE_CONNECTIONS_AFTER: Duration = Duration::from_secs(5);
+
 /// A pool that gives up quickly when Postgres is down (requests get a 503, not a hang).
+///
+/// sqlx pings every connection before handing it out by default: one extra round trip per
+/// query. Here only connections that sat idle are pinged; a connection broken under load fails
+/// its one query (a 503) and is discarded.
 pub fn connect_pool(settings: &Settings) -> anyhow::Result<PgPool> {
     use secrecy::ExposeSecret;
     let options = settings
@@ -79,7 +90,28 @@ pub fn connect_pool(settings: &Settings) -> anyhow::Result<PgPool> {
         .expose_secret()
         .parse::<sqlx::postgres::PgConnectOptions>()
         .context("DATABASE_URL: not a valid Postgres URL")?;
-    Ok(PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(3)).connect_lazy_with(options))
+    Ok(PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(3))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_IDLE_CONNECTIONS_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+        .connect_lazy_with(options))
+}
+
+/// Keeps the rate limiters' memory to recently seen clients.
+async fn forget_idle_rate_limit_clients(state: web::Data<AppState>) {
+    let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every_minute.tick().await;
+        state.rate_limits.forget_idle_clients();
+    }
 }
 
 impl Application {
@@ -112,6 +144,7 @@ impl Application {
             tokio::spawn(cache.clone().listen(pool.clone()));
             cache
         });
+        let token_cipher = crate::session::sealed::TokenCipher::new(settings.session_secret_bytes());
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool: pool.clone(),
@@ -121,9 +154,18 @@ impl Application {
             headers: routes::headers::SecurityHeaders::new(&settings),
             admin_counts: crate::admin::CountsCache::default(),
             session_cache: cache.clone(),
+            rate_limits: routes::rate_limit::RateLimits::new(&settings),
+            token_cipher: token_cipher.clone(),
         });
+        tokio::spawn(forget_idle_rate_limit_clients(state.clone()));
         let key = Key::derive_from(settings.session_secret_bytes());
-        let store = PgSessionStore::new(pool, settings.session_idle_timeout, settings.session_max_lifetime, cache);
+        let store = PgSessionStore::new(
+            pool,
+            settings.session_idle_timeout,
+            settings.session_max_lifetime,
+            cache,
+            token_cipher,
+        );
         let max_lifetime = actix_web::cookie::time::Duration::seconds(
             i64::try_from(settings.session_max_lifetime.as_secs()).unwrap_or(i64::MAX),
         );
@@ -153,6 +195,7 @@ impl Application {
                 .wrap(ErrorHandlers::new().default_handler(routes::errors::render_error_handler))
                 .wrap(IdentityMiddleware::default())
                 .wrap(session)
+                .wrap(from_fn(crate::session::renewal::middleware))
                 .wrap(from_fn(routes::headers::apply))
                 .wrap(from_fn(routes::errors::session_store_failure))
                 .wrap(from_fn(routes::headers::server_timing))

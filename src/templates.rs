@@ -35,7 +35,11 @@ mod tests {
             ("home.html", json!({"user": user, "is_admin": true, "csrf_token": "t"})),
             ("home.html", json!({"user": null, "is_admin": false, "csrf_token": null})),
             ("sign_out.html", json!({"csrf_token": "t"})),
-            ("error.html", json!({"title": "Bad request", "message": "m", "request_id": "r", "show_sign_in": true})),
+            (
+                "error.html",
+                json!({"title": "Bad request", "message": "m", "request_id": "r", "show_sign_in": true,
+                "continue_to": "/sign-in/step-up?return_to=%2Fadmin"}),
+            ),
             (
                 "account_sessions.html",
                 json!({"sessions": [{"id": "s1", "current": true, "created_at": "c",
@@ -55,7 +59,7 @@ mod tests {
                 "email_verified": false, "avatar_url": null, "roles": [], "hf_user_id": null, "hf_username": null,
                 "hf_avatar_url": null, "first_seen": "f", "last_sign_in": "l", "last_activity": "a", "sign_in_count": 1,
                 "sessions": [{"id": "s1", "created": "c", "last_seen": "l", "expires": "e", "user_agent": "ua",
-                "ip": "ip", "has_logto_sid": true}], "csrf_token": "t"}),
+                "ip": "ip", "has_logto_sid": true}], "csrf_token": "t", "step_up_needed": true}),
             ),
         ];
         for (name, context) in cases {

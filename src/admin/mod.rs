@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use crate::auth::CurrentUser;
+use crate::auth::jwt::LEEWAY_SECS;
 use crate::config::Settings;
 use crate::error::AppError;
+use crate::session::TypedSession;
 use crate::startup::AppState;
 use crate::users::User;
 
@@ -48,6 +50,23 @@ impl FromRequest for AdminUser {
             }
         })
     }
+}
+
+/// Admin actions (they end other people's sessions) need a sign-in no older than
+/// `ADMIN_MAX_AUTH_AGE` (ASVS 7.5.3); otherwise the admin steps up and comes back to `return_to`.
+pub fn require_recent_sign_in(session: &TypedSession, settings: &Settings, return_to: &str) -> Result<(), AppError> {
+    if signed_in_recently(session, settings) {
+        Ok(())
+    } else {
+        Err(AppError::StepUpRequired { return_to: return_to.to_owned() })
+    }
+}
+
+pub fn signed_in_recently(session: &TypedSession, settings: &Settings) -> bool {
+    let now = crate::auth::flow::unix_now();
+    session
+        .auth_time()
+        .is_some_and(|at| at <= now + LEEWAY_SECS && now - at.min(now) <= settings.admin_max_auth_age.as_secs())
 }
 
 /// The last computed counts and when.

@@ -50,8 +50,6 @@ pub struct ProviderMetadata {
     pub userinfo_endpoint: Option<Url>,
     pub jwks_uri: Url,
     pub revocation_endpoint: Option<Url>,
-    /// RFC 9207: the provider puts `iss` in authorization responses, so we require it.
-    pub iss_parameter_supported: bool,
     /// Asymmetric algorithms the provider advertises for ID tokens.
     pub id_token_algorithms: Vec<Algorithm>,
 }
@@ -87,6 +85,11 @@ impl ProviderMetadata {
         ensure!(
             doc.code_challenge_methods_supported.iter().any(|m| m == "S256"),
             "the provider does not advertise PKCE S256"
+        );
+        // RFC 9207 mix-up defence: every authorization response must carry `iss` (Logto's does).
+        ensure!(
+            doc.authorization_response_iss_parameter_supported,
+            "the provider does not advertise authorization_response_iss_parameter_supported (RFC 9207)"
         );
         let id_token_algorithms: Vec<Algorithm> = doc
             .id_token_signing_alg_values_supported
@@ -124,17 +127,23 @@ impl ProviderMetadata {
                 .map(server)
                 .transpose()
                 .context("revocation_endpoint")?,
-            iss_parameter_supported: doc.authorization_response_iss_parameter_supported,
             id_token_algorithms,
         })
     }
 }
 
-/// Parses `url` and, when its origin is one of `ours`, moves it to `target`'s origin.
+/// Parses `url` and, when its origin is one of `ours`, moves it to `target`'s origin. An
+/// endpoint elsewhere must be https (or on localhost): the metadata cannot move a call onto
+/// plain http on the network.
 fn rebase(url: &str, ours: &[&Url], target: &Url) -> anyhow::Result<Url> {
     let mut parsed = Url::parse(url).with_context(|| format!("`{url}` is not a URL"))?;
     ensure!(matches!(parsed.scheme(), "http" | "https"), "`{url}` is not an http(s) URL");
-    if ours.iter().any(|o| o.origin() == parsed.origin()) {
+    let on_our_origin = ours.iter().any(|o| o.origin() == parsed.origin());
+    ensure!(
+        parsed.scheme() == "https" || on_our_origin || crate::config::is_loopback(&parsed),
+        "`{url}` is plain http on another host"
+    );
+    if on_our_origin {
         parsed
             .set_scheme(target.scheme())
             .and_then(|()| parsed.set_host(target.host_str()).map_err(|_| ()))
@@ -242,6 +251,7 @@ mod tests {
         Settings::from_lookup(|k| match k {
             "LOGTO_ENDPOINT" => Some("http://localhost:3001".into()),
             "LOGTO_INTERNAL_ENDPOINT" => internal.map(str::to_owned),
+            "LOGTO_ALLOW_HTTP" => Some("true".into()),
             "LOGTO_APP_ID" => Some("app".into()),
             "LOGTO_APP_SECRET" => Some("s".into()),
             "DATABASE_URL" => Some("postgres://x/y".into()),
@@ -279,6 +289,23 @@ mod tests {
         assert_eq!(m.id_token_algorithms, vec![Algorithm::ES384]);
     }
 
+    /// DISC-02: discovery cannot point a call at plain http on another host.
+    #[test]
+    fn discovered_endpoints_on_plain_http_elsewhere_are_refused() {
+        let s = settings(None);
+        let mut d = doc("http://localhost:3001", "http://localhost:3001/oidc");
+        d.jwks_uri = "http://keys.example.com/jwks".into();
+        let err = ProviderMetadata::from_document(d, &s).unwrap_err();
+        assert!(format!("{err:#}").contains("plain http"), "{err:#}");
+        let mut d = doc("http://localhost:3001", "http://localhost:3001/oidc");
+        d.token_endpoint = "http://10.0.0.8/oidc/token".into();
+        assert!(ProviderMetadata::from_document(d, &s).is_err());
+        let mut d = doc("http://localhost:3001", "http://localhost:3001/oidc");
+        d.jwks_uri = "https://keys.example.com/jwks".into();
+        let m = ProviderMetadata::from_document(d, &s).expect("https elsewhere is fine");
+        assert_eq!(m.jwks_uri.as_str(), "https://keys.example.com/jwks");
+    }
+
     #[test]
     fn mismatched_issuer_is_refused() {
         let s = settings(None);
@@ -292,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn provider_without_s256_or_asymmetric_algorithms_is_refused() {
+    fn provider_without_s256_iss_parameter_or_asymmetric_algorithms_is_refused() {
         let s = settings(None);
         let mut d = doc("http://localhost:3001", "http://localhost:3001/oidc");
         d.code_challenge_methods_supported = vec!["plain".into()];
@@ -300,5 +327,9 @@ mod tests {
         let mut d = doc("http://localhost:3001", "http://localhost:3001/oidc");
         d.id_token_signing_alg_values_supported = vec!["HS256".into(), "none".into()];
         assert!(ProviderMetadata::from_document(d, &s).is_err());
+        let mut d = doc("http://localhost:3001", "http://localhost:3001/oidc");
+        d.authorization_response_iss_parameter_supported = false;
+        let err = ProviderMetadata::from_document(d, &s).unwrap_err();
+        assert!(err.to_string().contains("RFC 9207"), "{err}");
     }
 }

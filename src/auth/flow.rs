@@ -102,11 +102,13 @@ fn oauth_client(settings: &Settings, metadata: &ProviderMetadata) -> Result<Oidc
         .set_redirect_uri(redirect))
 }
 
-/// Builds the authorization request: code flow, PKCE S256, fresh 256-bit state and nonce.
+/// Builds the authorization request: code flow, PKCE S256, fresh 256-bit state and nonce;
+/// `max_age` (seconds) for a step-up that needs a recent authentication.
 pub fn authorization_url(
     settings: &Settings,
     metadata: &ProviderMetadata,
     direct_sign_in: Option<&str>,
+    max_age: Option<u64>,
 ) -> Result<AuthorizationRequest, AppError> {
     let client = oauth_client(settings, metadata)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256_len(32);
@@ -122,6 +124,9 @@ pub fn authorization_url(
     }
     if let Some(target) = direct_sign_in {
         request = request.add_extra_param("direct_sign_in", target.to_owned());
+    }
+    if let Some(seconds) = max_age {
+        request = request.add_extra_param("max_age", seconds.to_string());
     }
     let (url, state) = request.url();
     Ok(AuthorizationRequest {
@@ -178,6 +183,7 @@ pub async fn finish_sign_in(
         &Expectations {
             nonce: Some(&pending.nonce),
             not_issued_before: Some(u64::try_from(pending.started_at).unwrap_or(0)),
+            max_age: pending.max_age.and_then(|m| u64::try_from(m).ok()),
             now,
         },
     )

@@ -11,6 +11,8 @@ pub struct Expectations<'a> {
     pub nonce: Option<&'a str>,
     /// Earliest acceptable `iat` (unix seconds), e.g. when the sign-in started.
     pub not_issued_before: Option<u64>,
+    /// The `max_age` of the authorization request: `auth_time` must be present and this recent.
+    pub max_age: Option<u64>,
     pub now: u64,
 }
 
@@ -27,6 +29,9 @@ pub struct IdTokenClaims {
     pub nonce: Option<String>,
     #[serde(default)]
     pub azp: Option<String>,
+    /// When the user authenticated (Logto sends it only when `max_age` was requested).
+    #[serde(default)]
+    pub auth_time: Option<u64>,
     #[serde(default)]
     pub aud: Audience,
     /// Every claim, for the profile.
@@ -78,6 +83,20 @@ fn check_claims(
         && claims.iat + LEEWAY_SECS < earliest
     {
         return Err(TokenError::Claim("iat is older than the sign-in"));
+    }
+    // Core §3.1.3.7 #12-13: with max_age, auth_time is required and must be recent enough; a
+    // time in the future is never accepted.
+    if claims.auth_time.is_some_and(|t| t > expect.now + LEEWAY_SECS) {
+        return Err(TokenError::Claim("auth_time is in the future"));
+    }
+    if let Some(max_age) = expect.max_age {
+        match claims.auth_time {
+            None => return Err(TokenError::Claim("auth_time is missing although max_age was requested")),
+            Some(t) if t + max_age + LEEWAY_SECS < expect.now => {
+                return Err(TokenError::Claim("auth_time is older than max_age"));
+            }
+            Some(_) => {}
+        }
     }
     if claims.all.contains_key("events") {
         // A logout token is never an ID token (Back-Channel Logout §4.1).

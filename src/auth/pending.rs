@@ -20,6 +20,8 @@ pub struct PendingLogin {
     pub return_to: String,
     /// Unix seconds.
     pub started_at: i64,
+    /// The `max_age` sent (seconds) for a step-up sign-in.
+    pub max_age: Option<i32>,
 }
 
 fn hash(value: &str) -> Vec<u8> {
@@ -34,12 +36,13 @@ pub async fn create(
     nonce: &str,
     pkce_verifier: &str,
     return_to: &str,
+    max_age: Option<i32>,
 ) -> Result<(), sqlx::Error> {
     let binding = hash(binding);
     let mut tx = pool.begin().await?;
     sqlx::query(
-        "insert into pending_logins (state_hash, binding_hash, nonce, pkce_verifier, return_to, expires_at)
-         values ($1, $2, $3, $4, $5, now() + $6 * interval '1 second')",
+        "insert into pending_logins (state_hash, binding_hash, nonce, pkce_verifier, return_to, expires_at, max_age)
+         values ($1, $2, $3, $4, $5, now() + $6 * interval '1 second', $7)",
     )
     .bind(hash(state))
     .bind(&binding)
@@ -47,6 +50,7 @@ pub async fn create(
     .bind(pkce_verifier)
     .bind(return_to)
     .bind(PENDING_TTL.as_secs() as i64)
+    .bind(max_age)
     .execute(&mut *tx)
     .await?;
     sqlx::query(
@@ -67,7 +71,7 @@ pub async fn take(pool: &PgPool, state: &str, binding: &str) -> Result<Option<Pe
     sqlx::query_as(
         "delete from pending_logins
           where state_hash = $1 and binding_hash = $2 and expires_at > now()
-          returning nonce, pkce_verifier, return_to, extract(epoch from created_at)::bigint as started_at",
+          returning nonce, pkce_verifier, return_to, extract(epoch from created_at)::bigint as started_at, max_age",
     )
     .bind(hash(state))
     .bind(hash(binding))

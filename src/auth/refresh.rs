@@ -58,7 +58,8 @@ impl std::fmt::Debug for AccessToken {
 pub async fn access_token(state: &AppState, session_id: Uuid, target: &Target) -> Result<AccessToken, AppError> {
     let now = unix_now() as i64;
     let mut tx = state.pool.begin().await?;
-    let stored = sessions::lock_tokens(&mut tx, session_id).await?.ok_or(AppError::NotAuthenticated)?;
+    let stored =
+        sessions::lock_tokens(&mut tx, &state.token_cipher, session_id).await?.ok_or(AppError::NotAuthenticated)?;
     let cache_key = target.cache_key();
 
     // Still fresh?
@@ -72,7 +73,8 @@ pub async fn access_token(state: &AppState, session_id: Uuid, target: &Target) -
         }
         Some(key) => {
             if let Some((access_token, expires_at)) =
-                sessions::cached_access_token(&mut tx, session_id, key, REFRESH_MARGIN_SECS).await?
+                sessions::cached_access_token(&mut tx, &state.token_cipher, session_id, key, REFRESH_MARGIN_SECS)
+                    .await?
             {
                 return Ok(AccessToken { access_token, expires_at });
             }
@@ -134,6 +136,7 @@ pub async fn access_token(state: &AppState, session_id: Uuid, target: &Target) -
         None => {
             sessions::store_refreshed(
                 &mut tx,
+                &state.token_cipher,
                 session_id,
                 &refreshed.access_token,
                 expires_at,
@@ -143,10 +146,25 @@ pub async fn access_token(state: &AppState, session_id: Uuid, target: &Target) -
             .await?;
         }
         Some(key) => {
-            sessions::store_access_token(&mut tx, session_id, key, &refreshed.access_token, expires_at).await?;
+            sessions::store_access_token(
+                &mut tx,
+                &state.token_cipher,
+                session_id,
+                key,
+                &refreshed.access_token,
+                expires_at,
+            )
+            .await?;
             // Keep the session's own token as it was, but store a rotated refresh token.
             if let Some(rotated) = refreshed.refresh_token.as_deref() {
-                sessions::store_refresh_token(&mut tx, session_id, rotated, refreshed.id_token.as_deref()).await?;
+                sessions::store_refresh_token(
+                    &mut tx,
+                    &state.token_cipher,
+                    session_id,
+                    rotated,
+                    refreshed.id_token.as_deref(),
+                )
+                .await?;
             }
         }
     }
@@ -169,10 +187,13 @@ async fn check_refreshed_id_token(
     raw: &str,
 ) -> Result<IdTokenClaims, String> {
     let verifier = flow::verifier(&state.settings, metadata, state.provider.http(), &state.jwks);
-    let claims =
-        id_token::validate(&verifier, raw, &Expectations { nonce: None, not_issued_before: None, now: unix_now() })
-            .await
-            .map_err(|e| e.to_string())?;
+    let claims = id_token::validate(
+        &verifier,
+        raw,
+        &Expectations { nonce: None, not_issued_before: None, max_age: None, now: unix_now() },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let original = original.and_then(unverified_claims).ok_or("no original ID token to compare with")?;
     if original.get("sub").and_then(|v| v.as_str()) != Some(claims.sub.as_str()) {
         return Err("sub differs".into());

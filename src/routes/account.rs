@@ -112,7 +112,11 @@ pub async fn sign_out_others(
 
 fn revoke(state: &web::Data<AppState>, ended: Vec<sessions::Ended>) {
     if let Some(metadata) = state.provider.metadata() {
-        revoke_in_background(state.clone().into_inner(), metadata, sessions::Ended::refresh_tokens(&ended));
+        revoke_in_background(
+            state.clone().into_inner(),
+            metadata,
+            sessions::Ended::refresh_tokens(&ended, &state.token_cipher),
+        );
     }
 }
 

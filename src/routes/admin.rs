@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::admin::cursor::Cursor;
 use crate::admin::repo::{self, PAGE_SIZE, UserRow};
-use crate::admin::{AdminUser, repo::Counts};
+use crate::admin::{AdminUser, repo::Counts, require_recent_sign_in, signed_in_recently};
 use crate::error::{AppError, Result};
 use crate::routes::account::format_time;
 use crate::routes::backchannel::revoke_in_background;
@@ -193,6 +193,8 @@ struct UserPage {
     sign_in_count: i64,
     sessions: Vec<SessionItem>,
     csrf_token: String,
+    /// The admin's sign-in is too old for actions: the page offers a step-up first.
+    step_up_needed: bool,
 }
 
 pub async fn user_page(
@@ -238,6 +240,7 @@ pub async fn user_page(
             })
             .collect(),
         csrf_token: session.csrf_token().unwrap_or_default(),
+        step_up_needed: !signed_in_recently(&session, &state.settings),
     };
     let html = crate::templates::render(&state.tera, "admin/user.html", &page)?;
     Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
@@ -257,6 +260,7 @@ pub async fn revoke_session(
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse> {
     csrf::verify(&req, &state, &session, &form.csrf_token)?;
+    require_recent_sign_in(&session, &state.settings, "/admin")?;
     let session_id = path.into_inner();
     let (user_id, ended) = repo::revoke_session(&state.pool, session_id).await?.ok_or(AppError::NotFound)?;
     state.forget_sessions(std::slice::from_ref(&ended));
@@ -276,6 +280,7 @@ pub async fn sign_out_everywhere(
 ) -> Result<HttpResponse> {
     csrf::verify(&req, &state, &session, &form.csrf_token)?;
     let user_id = path.into_inner();
+    require_recent_sign_in(&session, &state.settings, &format!("/admin/users/{user_id}"))?;
     let ended = sessions::delete_for_user(&state.pool, user_id, None, None).await?;
     state.forget_sessions(&ended);
     tracing::info!(admin = %admin.0.user_id, target_user = %user_id, sessions = ended.len(), "admin signed a user out everywhere");
@@ -286,7 +291,11 @@ pub async fn sign_out_everywhere(
 
 fn revoke_tokens(state: &web::Data<AppState>, ended: Vec<sessions::Ended>) {
     if let Some(metadata) = state.provider.metadata() {
-        revoke_in_background(state.clone().into_inner(), metadata, sessions::Ended::refresh_tokens(&ended));
+        revoke_in_background(
+            state.clone().into_inner(),
+            metadata,
+            sessions::Ended::refresh_tokens(&ended, &state.token_cipher),
+        );
     }
 }
 

@@ -10,7 +10,8 @@ use crate::auth::discovery::ProviderMetadata;
 use crate::auth::{callback, flow, pending, return_to};
 use crate::error::{AppError, Result};
 use crate::routes::csrf;
-use crate::session::{TypedSession, repo as session_repo};
+use crate::routes::rate_limit::{SignInLimit, client_ip};
+use crate::session::{TypedSession, renewal, repo as session_repo};
 use crate::startup::AppState;
 use crate::users::{Profile, repo};
 
@@ -34,19 +35,33 @@ fn metadata(state: &AppState) -> Result<std::sync::Arc<ProviderMetadata>> {
 }
 
 pub async fn sign_in(
+    _limit: SignInLimit,
     state: web::Data<AppState>,
     session: TypedSession,
     query: web::Query<SignInQuery>,
 ) -> Result<HttpResponse> {
-    start_sign_in(&state, &session, query.return_to.as_deref(), None).await
+    start_sign_in(&state, &session, query.return_to.as_deref(), None, None).await
 }
 
 pub async fn sign_in_huggingface(
+    _limit: SignInLimit,
     state: web::Data<AppState>,
     session: TypedSession,
     query: web::Query<SignInQuery>,
 ) -> Result<HttpResponse> {
-    start_sign_in(&state, &session, query.return_to.as_deref(), Some(HUGGING_FACE)).await
+    start_sign_in(&state, &session, query.return_to.as_deref(), Some(HUGGING_FACE), None).await
+}
+
+/// A step-up before admin actions: a sign-in with `max_age`, so Logto re-authenticates the
+/// user unless they did so within `ADMIN_MAX_AUTH_AGE`, and says when (`auth_time`).
+pub async fn sign_in_step_up(
+    _limit: SignInLimit,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    query: web::Query<SignInQuery>,
+) -> Result<HttpResponse> {
+    let max_age = state.settings.admin_max_auth_age.as_secs();
+    start_sign_in(&state, &session, query.return_to.as_deref(), None, Some(max_age)).await
 }
 
 /// Records a pending sign-in bound to this browser and redirects to Logto.
@@ -55,6 +70,7 @@ async fn start_sign_in(
     session: &TypedSession,
     return_to: Option<&str>,
     direct_sign_in: Option<&str>,
+    max_age: Option<u64>,
 ) -> Result<HttpResponse> {
     // Not only known but reachable: never send the browser to a provider that is down.
     let metadata = state.provider.reachable_metadata().await.map_err(|e| {
@@ -63,15 +79,22 @@ async fn start_sign_in(
     })?;
     let return_to = return_to::sanitize(return_to);
     let binding = session.login_binding()?;
-    let request = flow::authorization_url(&state.settings, &metadata, direct_sign_in)?;
-    pending::create(&state.pool, &request.state, &binding, &request.nonce, &request.pkce_verifier, &return_to).await?;
+    let request = flow::authorization_url(&state.settings, &metadata, direct_sign_in, max_age)?;
+    let max_age = max_age.map(|m| i32::try_from(m).unwrap_or(i32::MAX));
+    pending::create(&state.pool, &request.state, &binding, &request.nonce, &request.pkce_verifier, &return_to, max_age)
+        .await?;
     Ok(see_other(request.url.as_str()))
 }
 
 /// The authorization response. Order matters: the pending sign-in is consumed first (one use),
 /// `iss` is checked before the code is exchanged, and nothing from the provider is used until the
 /// ID token has been validated.
-pub async fn callback(req: HttpRequest, state: web::Data<AppState>, session: TypedSession) -> Result<HttpResponse> {
+pub async fn callback(
+    _limit: SignInLimit,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+) -> Result<HttpResponse> {
     let params =
         callback::parse(req.query_string()).map_err(|e| AppError::sign_in("The sign-in response was malformed.", e))?;
     let Some(state_param) = params.state.as_deref() else {
@@ -110,21 +133,26 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>, session: Typ
     state.forget_user(user_id);
 
     // Identity::login renews the session key: the pre-login cookie stops working (fixation).
+    // The old row is deleted in the same statement that inserts the new one.
+    renewal::combine_renewal();
     Identity::login(&req.extensions(), user_id.to_string()).map_err(|e| AppError::Unexpected(anyhow!("{e}")))?;
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let client_ip = req.peer_addr().map(|a| a.ip().to_string());
-    session.start(&verified.tokens, verified.claims.sid.as_deref(), user_agent, client_ip.as_deref())?;
+    let client_ip = client_ip(&req, state.settings.trust_forwarded_for).map(|ip| ip.to_string());
+    session.start(
+        &verified.tokens,
+        verified.claims.auth_time,
+        verified.claims.sid.as_deref(),
+        user_agent,
+        client_ip.as_deref(),
+    )?;
     tracing::info!(%user_id, has_sid = verified.claims.sid.is_some(), "signed in");
     Ok(see_other(&pending.return_to))
 }
 
-/// RFC 9207: a provider that advertises `iss` in authorization responses must send ours.
+/// RFC 9207: the authorization response must name our issuer (discovery refuses providers that
+/// do not advertise the parameter).
 fn check_issuer(metadata: &ProviderMetadata, iss: Option<&str>) -> Result<()> {
-    let ok = match iss {
-        Some(iss) => iss == metadata.issuer,
-        None => !metadata.iss_parameter_supported,
-    };
-    if ok {
+    if iss == Some(metadata.issuer.as_str()) {
         Ok(())
     } else {
         Err(AppError::sign_in(
@@ -184,7 +212,7 @@ pub async fn sign_out(
     }
     csrf::verify(&req, &state, &session, &form.csrf_token)?;
     let tokens = match session.session_id() {
-        Some(id) => session_repo::tokens(&state.pool, id).await?,
+        Some(id) => session_repo::tokens(&state.pool, &state.token_cipher, id).await?,
         None => None,
     };
     match identity {
@@ -199,8 +227,14 @@ pub async fn sign_out(
         flow::revoke_refresh_token(&state.settings, &metadata, state.provider.http(), refresh).await;
     }
     let target = flow::end_session_url(&state.settings, &metadata, tokens.as_ref().and_then(|t| t.id_token.as_deref()));
-    // No `Clear-Site-Data: "cookies"` here: it clears the whole registrable domain, which would
-    // drop Logto's own session cookie (auth.example.com next to app.example.com) before the
-    // end-session request, and Logto could then not sign the user out of its other apps.
-    Ok(see_other(target.as_ref().map_or("/", url::Url::as_str)))
+    // `Clear-Site-Data: "cache"` drops any cached page of this origin (pages are `no-store`
+    // already). Not "cookies": that clears the whole registrable domain, which would drop
+    // Logto's own session cookie (auth.example.com next to app.example.com) before the
+    // end-session request, and the cookies of sibling apps; this app's cookie is removed by
+    // the session middleware and its row is gone.
+    let mut response = see_other(target.as_ref().map_or("/", url::Url::as_str));
+    response
+        .headers_mut()
+        .insert(header::HeaderName::from_static("clear-site-data"), header::HeaderValue::from_static("\"cache\""));
+    Ok(response)
 }

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::flow::{self, unix_now};
 use crate::auth::logout_token;
 use crate::routes::errors::Rendered;
+use crate::routes::rate_limit::BackchannelLimit;
 use crate::session::repo as sessions;
 use crate::startup::AppState;
 
@@ -28,7 +29,12 @@ fn bad_request(error: &str, description: &str) -> HttpResponse {
     answer(actix_web::http::StatusCode::BAD_REQUEST, json!({"error": error, "error_description": description}))
 }
 
-pub async fn backchannel_logout(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+pub async fn backchannel_logout(
+    _limit: BackchannelLimit,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let form_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -67,7 +73,8 @@ pub async fn backchannel_logout(req: HttpRequest, body: web::Bytes, state: web::
         Ok(Some(ended)) => {
             tracing::info!(sessions = ended.len(), by_sid = logout.sid.is_some(), "back-channel logout");
             state.forget_sessions(&ended);
-            revoke_in_background(state.into_inner(), metadata, sessions::Ended::refresh_tokens(&ended));
+            let tokens = sessions::Ended::refresh_tokens(&ended, &state.token_cipher);
+            revoke_in_background(state.into_inner(), metadata, tokens);
             answer(actix_web::http::StatusCode::OK, json!({}))
         }
         Ok(None) => {

@@ -24,6 +24,7 @@ struct ErrorPage<'a> {
     message: &'a str,
     request_id: Option<String>,
     show_sign_in: bool,
+    continue_to: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -31,6 +32,8 @@ struct ErrorJson<'a> {
     error: &'a str,
     message: &'a str,
     request_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    continue_to: Option<&'a str>,
 }
 
 fn default_public(status: StatusCode) -> PublicError {
@@ -46,7 +49,7 @@ fn default_public(status: StatusCode) -> PublicError {
         s if s >= 500 => ("internal_error", "Something went wrong on our side."),
         _ => ("error", "The request could not be completed."),
     };
-    PublicError { code, message: message.to_owned() }
+    PublicError::new(code, message)
 }
 
 fn title(status: StatusCode, public: &PublicError) -> &'static str {
@@ -54,7 +57,9 @@ fn title(status: StatusCode, public: &PublicError) -> &'static str {
         (_, "sign_in_failed") => "Sign-in failed",
         (_, "provider_unavailable") => "Sign-in is unavailable",
         (400, _) => "Bad request",
+        (_, "step_up_required") => "Confirm it's you",
         (403, _) => "Access denied",
+        (429, _) => "Too many attempts",
         (404, _) => "Page not found",
         (503, _) => "Temporarily unavailable",
         (s, _) if s >= 500 => "Something went wrong",
@@ -87,12 +92,23 @@ impl ErrorContext {
 /// The response for an error status.
 pub fn error_response(ctx: &ErrorContext, status: StatusCode, public: Option<PublicError>) -> HttpResponse {
     let public = public.unwrap_or_else(|| default_public(status));
+    let mut response = error_body(ctx, status, &public);
+    if let Some(secs) = public.retry_after_secs
+        && let Ok(value) = header::HeaderValue::from_str(&secs.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+fn error_body(ctx: &ErrorContext, status: StatusCode, public: &PublicError) -> HttpResponse {
     let request_id = ctx.request_id.clone();
     if ctx.path.starts_with("/api/") || ctx.path == "/backchannel-logout" {
         return HttpResponse::build(status).json(ErrorJson {
             error: public.code,
             message: &public.message,
             request_id,
+            continue_to: public.continue_to.as_deref(),
         });
     }
     if status == StatusCode::UNAUTHORIZED {
@@ -107,15 +123,16 @@ pub fn error_response(ctx: &ErrorContext, status: StatusCode, public: Option<Pub
         return HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish();
     }
     let page = ErrorPage {
-        title: title(status, &public),
+        title: title(status, public),
         message: &public.message,
         request_id,
         show_sign_in: public.code == "sign_in_failed",
+        continue_to: public.continue_to.as_deref(),
     };
     let html = ctx.state.as_ref().and_then(|state| crate::templates::render(&state.tera, "error.html", &page).ok());
     match html {
         Some(html) => HttpResponse::build(status).content_type("text/html; charset=utf-8").body(html),
-        None => HttpResponse::build(status).content_type("text/plain; charset=utf-8").body(public.message),
+        None => HttpResponse::build(status).content_type("text/plain; charset=utf-8").body(public.message.clone()),
     }
 }
 
@@ -141,10 +158,10 @@ pub async fn session_store_failure(
     match next.call(req).await {
         Err(err) if is_session_store_error(&err) => {
             tracing::error!(error = %err, "session store unavailable");
-            let public = PublicError {
-                code: "service_unavailable",
-                message: "The service is temporarily unavailable. Please try again in a moment.".into(),
-            };
+            let public = PublicError::new(
+                "service_unavailable",
+                "The service is temporarily unavailable. Please try again in a moment.",
+            );
             let mut response = error_response(&ctx, StatusCode::SERVICE_UNAVAILABLE, Some(public));
             super::headers::decorate(response.headers_mut(), ctx.state.as_ref().map(|s| s.get_ref()), false);
             Err(InternalError::from_response("session store unavailable", response).into())

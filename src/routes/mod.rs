@@ -10,6 +10,7 @@ pub mod errors;
 pub mod headers;
 pub mod health;
 pub mod home;
+pub mod rate_limit;
 
 use actix_web::web;
 
@@ -17,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home::home))
         .route("/sign-in", web::get().to(auth::sign_in))
         .route("/sign-in/huggingface", web::get().to(auth::sign_in_huggingface))
+        .route("/sign-in/step-up", web::get().to(auth::sign_in_step_up))
         .route("/callback", web::get().to(auth::callback))
         .route("/sign-out", web::get().to(auth::sign_out_page))
         .route("/sign-out", web::post().to(auth::sign_out))

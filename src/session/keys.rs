@@ -15,6 +15,9 @@ pub const TOKENS: &str = "tokens";
 pub const LOGTO_SID: &str = "logto_sid";
 pub const USER_AGENT: &str = "user_agent";
 pub const CLIENT_IP: &str = "client_ip";
+/// When the user last authenticated at Logto (`auth_time`, unix seconds), when the ID token
+/// said so; admin actions need it recent.
+pub const AUTH_TIME: &str = "auth_time";
 /// The signed-in user's profile, loaded with the session by the store for this request only
 /// (never written back).
 pub const LOADED_USER: &str = "__loaded_user";

@@ -2,7 +2,9 @@
 
 pub mod cache;
 pub mod keys;
+pub mod renewal;
 pub mod repo;
+pub mod sealed;
 pub mod store;
 pub mod sweeper;
 
@@ -87,6 +89,7 @@ impl TypedSession {
     pub fn start(
         &self,
         tokens: &TokenSet,
+        auth_time: Option<u64>,
         logto_sid: Option<&str>,
         user_agent: Option<&str>,
         client_ip: Option<&str>,
@@ -95,6 +98,9 @@ impl TypedSession {
         self.set(keys::TOKENS, tokens)?;
         self.set(keys::SESSION_ID, Uuid::new_v4())?;
         self.set(keys::CSRF_TOKEN, random_token())?;
+        if let Some(at) = auth_time {
+            self.set(keys::AUTH_TIME, at)?;
+        }
         if let Some(sid) = logto_sid {
             self.set(keys::LOGTO_SID, sid)?;
         }
@@ -115,6 +121,11 @@ impl TypedSession {
     /// The stable id of this signed-in session (`sessions.session_id`).
     pub fn session_id(&self) -> Option<Uuid> {
         self.get(keys::SESSION_ID)
+    }
+
+    /// When the user last authenticated at the provider (unix seconds), if known.
+    pub fn auth_time(&self) -> Option<u64> {
+        self.get(keys::AUTH_TIME)
     }
 
     pub fn csrf_token(&self) -> Option<String> {

@@ -4,7 +4,9 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-/// The tokens of one session, as stored.
+use super::sealed::{self, TokenCipher};
+
+/// The tokens of one session (opened: plain tokens).
 #[derive(sqlx::FromRow)]
 pub struct StoredTokens {
     pub user_id: Uuid,
@@ -29,16 +31,39 @@ macro_rules! select_tokens {
     };
 }
 
+impl StoredTokens {
+    fn opened(self, cipher: &TokenCipher) -> Self {
+        Self {
+            user_id: self.user_id,
+            id_token: cipher.open_opt(sealed::ID_TOKEN, self.id_token.as_deref()),
+            access_token: cipher.open_opt(sealed::ACCESS_TOKEN, self.access_token.as_deref()),
+            access_token_expires_at: self.access_token_expires_at,
+            refresh_token: cipher.open_opt(sealed::REFRESH_TOKEN, self.refresh_token.as_deref()),
+        }
+    }
+}
+
 #[tracing::instrument(name = "sessions.tokens", skip_all)]
-pub async fn tokens(pool: &PgPool, session_id: Uuid) -> Result<Option<StoredTokens>, sqlx::Error> {
-    sqlx::query_as(select_tokens!()).bind(session_id).fetch_optional(pool).await
+pub async fn tokens(
+    pool: &PgPool,
+    cipher: &TokenCipher,
+    session_id: Uuid,
+) -> Result<Option<StoredTokens>, sqlx::Error> {
+    let stored: Option<StoredTokens> = sqlx::query_as(select_tokens!()).bind(session_id).fetch_optional(pool).await?;
+    Ok(stored.map(|t| t.opened(cipher)))
 }
 
 /// The tokens with the session row locked until the transaction ends: refreshes of one
 /// session are serialised across requests and app instances.
 #[tracing::instrument(name = "sessions.lock_tokens", skip_all)]
-pub async fn lock_tokens(conn: &mut PgConnection, session_id: Uuid) -> Result<Option<StoredTokens>, sqlx::Error> {
-    sqlx::query_as(concat!(select_tokens!(), " for update")).bind(session_id).fetch_optional(conn).await
+pub async fn lock_tokens(
+    conn: &mut PgConnection,
+    cipher: &TokenCipher,
+    session_id: Uuid,
+) -> Result<Option<StoredTokens>, sqlx::Error> {
+    let stored: Option<StoredTokens> =
+        sqlx::query_as(concat!(select_tokens!(), " for update")).bind(session_id).fetch_optional(conn).await?;
+    Ok(stored.map(|t| t.opened(cipher)))
 }
 
 /// Stores the result of a refresh; a refresh token or ID token the provider did not rotate is
@@ -46,6 +71,7 @@ pub async fn lock_tokens(conn: &mut PgConnection, session_id: Uuid) -> Result<Op
 #[tracing::instrument(name = "sessions.store_refreshed", skip_all)]
 pub async fn store_refreshed(
     conn: &mut PgConnection,
+    cipher: &TokenCipher,
     session_id: Uuid,
     access_token: &str,
     expires_at: i64,
@@ -59,10 +85,10 @@ pub async fn store_refreshed(
           where session_id = $1",
     )
     .bind(session_id)
-    .bind(access_token)
+    .bind(cipher.seal(sealed::ACCESS_TOKEN, access_token))
     .bind(expires_at as f64)
-    .bind(refresh_token)
-    .bind(id_token)
+    .bind(refresh_token.map(|t| cipher.seal(sealed::REFRESH_TOKEN, t)))
+    .bind(id_token.map(|t| cipher.seal(sealed::ID_TOKEN, t)))
     .execute(conn)
     .await
     .map(|_| ())
@@ -71,6 +97,7 @@ pub async fn store_refreshed(
 /// A cached resource/organization access token still valid `margin_secs` from now.
 pub async fn cached_access_token(
     conn: &mut PgConnection,
+    cipher: &TokenCipher,
     session_id: Uuid,
     audience: &str,
     margin_secs: i64,
@@ -84,10 +111,14 @@ pub async fn cached_access_token(
     .bind(margin_secs as f64)
     .fetch_optional(conn)
     .await
+    .map(|row: Option<(String, i64)>| {
+        row.and_then(|(token, expires_at)| Some((cipher.open(sealed::ACCESS_TOKEN, &token)?, expires_at)))
+    })
 }
 
 pub async fn store_access_token(
     conn: &mut PgConnection,
+    cipher: &TokenCipher,
     session_id: Uuid,
     audience: &str,
     access_token: &str,
@@ -101,7 +132,7 @@ pub async fn store_access_token(
     )
     .bind(session_id)
     .bind(audience)
-    .bind(access_token)
+    .bind(cipher.seal(sealed::ACCESS_TOKEN, access_token))
     .bind(expires_at as f64)
     .execute(conn)
     .await
@@ -117,9 +148,9 @@ pub struct Ended {
 }
 
 impl Ended {
-    /// The refresh tokens of `ended`, for revocation.
-    pub fn refresh_tokens(ended: &[Ended]) -> Vec<Option<String>> {
-        ended.iter().map(|e| e.refresh_token.clone()).collect()
+    /// The (opened) refresh tokens of `ended`, for revocation.
+    pub fn refresh_tokens(ended: &[Ended], cipher: &TokenCipher) -> Vec<Option<String>> {
+        ended.iter().map(|e| cipher.open_opt(sealed::REFRESH_TOKEN, e.refresh_token.as_deref())).collect()
     }
 }
 
@@ -247,14 +278,15 @@ pub async fn sweep(pool: &PgPool, batch: i64) -> Result<u64, sqlx::Error> {
 /// Stores a rotated refresh token (and a new ID token) after a resource-token refresh.
 pub async fn store_refresh_token(
     conn: &mut PgConnection,
+    cipher: &TokenCipher,
     session_id: Uuid,
     refresh_token: &str,
     id_token: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("update sessions set refresh_token = $2, id_token = coalesce($3, id_token) where session_id = $1")
         .bind(session_id)
-        .bind(refresh_token)
-        .bind(id_token)
+        .bind(cipher.seal(sealed::REFRESH_TOKEN, refresh_token))
+        .bind(id_token.map(|t| cipher.seal(sealed::ID_TOKEN, t)))
         .execute(conn)
         .await
         .map(|_| ())

@@ -18,7 +18,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::cache::{Entry, SessionCache};
-use super::{TokenSet, keys};
+use super::sealed::{self, TokenCipher};
+use super::{TokenSet, keys, renewal};
 use std::sync::Arc;
 
 /// How long a session without a signed-in user (a pending sign-in) lives.
@@ -33,6 +34,14 @@ pub struct PgSessionStore {
     idle_timeout: Duration,
     max_lifetime: Duration,
     touch_interval: Duration,
+    cipher: TokenCipher,
+}
+
+struct SealedTokens {
+    id_token: Option<String>,
+    access_token: Option<String>,
+    access_token_expires_at: Option<f64>,
+    refresh_token: Option<String>,
 }
 
 /// The columns projected out of a session's state.
@@ -47,9 +56,28 @@ struct Projection {
 
 impl PgSessionStore {
     /// `cache`: the in-memory session cache (kept fresh by its LISTEN task), or none.
-    pub fn new(pool: PgPool, idle_timeout: Duration, max_lifetime: Duration, cache: Option<Arc<SessionCache>>) -> Self {
+    pub fn new(
+        pool: PgPool,
+        idle_timeout: Duration,
+        max_lifetime: Duration,
+        cache: Option<Arc<SessionCache>>,
+        cipher: TokenCipher,
+    ) -> Self {
         let touch_interval = TOUCH_INTERVAL.min(idle_timeout / 4);
-        Self { pool, cache, idle_timeout, max_lifetime, touch_interval }
+        Self { pool, cache, idle_timeout, max_lifetime, touch_interval, cipher }
+    }
+
+    /// The tokens of `p`, sealed for their columns.
+    fn sealed_tokens(&self, p: &Projection) -> SealedTokens {
+        let t = p.tokens.as_ref();
+        SealedTokens {
+            id_token: t.map(|t| self.cipher.seal(sealed::ID_TOKEN, &t.id_token)),
+            access_token: t.map(|t| self.cipher.seal(sealed::ACCESS_TOKEN, &t.access_token)),
+            access_token_expires_at: t.map(|t| t.access_token_expires_at as f64),
+            refresh_token: t
+                .and_then(|t| t.refresh_token.as_deref())
+                .map(|r| self.cipher.seal(sealed::REFRESH_TOKEN, r)),
+        }
     }
 
     fn forget(&self, key_hash: &[u8]) {
@@ -62,19 +90,28 @@ impl PgSessionStore {
         d.as_secs_f64()
     }
 
-    async fn insert(&self, state: &HashMap<String, String>) -> anyhow::Result<SessionKey> {
+    /// Inserts a new session row (deleting the row `replaces`, a renewed session's old key, in
+    /// the same statement). A session without a user (a sign-in in progress) goes straight into
+    /// the cache: the callback that follows needs no round trip to load it.
+    async fn insert(&self, state: &HashMap<String, String>, replaces: Option<Vec<u8>>) -> anyhow::Result<SessionKey> {
         let key = generate_session_key();
+        let hash = key_hash(&key);
         let p = project(state);
-        let t = p.tokens.as_ref();
-        sqlx::query(
-            "insert into sessions (key_hash, state, user_id, logto_sid, user_agent, client_ip, expires_at,
+        let t = self.sealed_tokens(&p);
+        let stored = state_to_json(state);
+        let epoch = self.cache.as_ref().map(|c| c.epoch());
+        let times: InsertedTimes = sqlx::query_as(
+            "with replaced as (delete from sessions where key_hash = $14)
+             insert into sessions (key_hash, state, user_id, logto_sid, user_agent, client_ip, expires_at,
                                    session_id, id_token, access_token, access_token_expires_at, refresh_token)
              values ($1, $2, $3, $4, $5, $6::inet,
                      now() + (case when $3::uuid is null then $7 else $8 end) * interval '1 second',
-                     $9, $10, $11, to_timestamp($12::float8), $13)",
+                     $9, $10, $11, to_timestamp($12::float8), $13)
+             returning extract(epoch from created_at)::float8 as created_at,
+                       extract(epoch from expires_at)::float8 as expires_at",
         )
-        .bind(key_hash(&key))
-        .bind(state_to_json(state))
+        .bind(&hash)
+        .bind(&stored)
         .bind(p.user_id)
         .bind(p.logto_sid)
         .bind(p.user_agent)
@@ -82,15 +119,33 @@ impl PgSessionStore {
         .bind(Self::secs(PRE_AUTH_TTL))
         .bind(Self::secs(self.idle_timeout))
         .bind(p.session_id)
-        .bind(t.map(|t| t.id_token.as_str()))
-        .bind(t.map(|t| t.access_token.as_str()))
-        .bind(t.map(|t| t.access_token_expires_at as f64))
-        .bind(t.and_then(|t| t.refresh_token.as_deref()))
-        .execute(&self.pool)
+        .bind(t.id_token)
+        .bind(t.access_token)
+        .bind(t.access_token_expires_at)
+        .bind(t.refresh_token)
+        .bind(replaces)
+        .fetch_one(&self.pool)
         .await
         .context("inserting a session")?;
+        if let (Some(cache), Some(epoch), None) = (&self.cache, epoch, p.user_id) {
+            let entry = Entry {
+                state: json_to_state(stored)?,
+                user_id: None,
+                expires_at: times.expires_at,
+                created_at: times.created_at,
+                last_seen_at: times.created_at,
+                cached_at: std::time::Instant::now(),
+            };
+            cache.put(hash, entry, epoch);
+        }
         Ok(key)
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct InsertedTimes {
+    created_at: f64,
+    expires_at: f64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -213,7 +268,7 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn save(&self, state: HashMap<String, String>, _ttl: &CookieDuration) -> Result<SessionKey, SaveError> {
-        self.insert(&state).await.map_err(SaveError::Other)
+        self.insert(&state, renewal::take_deferred_delete()).await.map_err(SaveError::Other)
     }
 
     async fn update(
@@ -223,6 +278,7 @@ impl SessionStore for PgSessionStore {
         _ttl: &CookieDuration,
     ) -> Result<SessionKey, UpdateError> {
         let p = project(&state);
+        let t = self.sealed_tokens(&p);
         self.forget(&key_hash(&session_key));
         let updated = sqlx::query(
             "update sessions
@@ -248,10 +304,10 @@ impl SessionStore for PgSessionStore {
         .bind(Self::secs(self.idle_timeout))
         .bind(Self::secs(self.max_lifetime))
         .bind(p.session_id)
-        .bind(p.tokens.as_ref().map(|t| t.id_token.as_str()))
-        .bind(p.tokens.as_ref().map(|t| t.access_token.as_str()))
-        .bind(p.tokens.as_ref().map(|t| t.access_token_expires_at as f64))
-        .bind(p.tokens.as_ref().and_then(|t| t.refresh_token.as_deref()))
+        .bind(t.id_token)
+        .bind(t.access_token)
+        .bind(t.access_token_expires_at)
+        .bind(t.refresh_token)
         .execute(&self.pool)
         .await
         .context("updating a session")
@@ -262,7 +318,7 @@ impl SessionStore for PgSessionStore {
             // browser's login binding.
             let anonymous: HashMap<String, String> =
                 state.into_iter().filter(|(k, _)| k == keys::LOGIN_BINDING).collect();
-            return self.insert(&anonymous).await.map_err(UpdateError::Other);
+            return self.insert(&anonymous, None).await.map_err(UpdateError::Other);
         }
         Ok(session_key)
     }
@@ -289,6 +345,10 @@ impl SessionStore for PgSessionStore {
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
         self.forget(&key_hash(session_key));
+        if renewal::defer_delete(&key_hash(session_key)) {
+            // Deleted by the save that follows, in the same statement as the insert.
+            return Ok(());
+        }
         sqlx::query("delete from sessions where key_hash = $1")
             .bind(key_hash(session_key))
             .execute(&self.pool)

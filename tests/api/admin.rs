@@ -6,6 +6,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::fake_op::AuthTime;
 use crate::helpers::*;
 use crate::sign_in::csrf_token_from_home;
 
@@ -13,9 +14,10 @@ fn bob() -> TestUser {
     TestUser::named("bob000000001", "Bob Builder")
 }
 
+/// Alice (she has the `admin` role), signed in recently enough for admin actions.
 async fn admin_app(pool: PgPool) -> TestApp {
     let app = spawn_app(pool).await;
-    app.signed_in(&TestUser::alice()).await; // alice has the `admin` role
+    app.stepped_up(&TestUser::alice()).await;
     app
 }
 
@@ -284,4 +286,106 @@ async fn hostile_profiles_render_escaped_on_every_admin_view(pool: PgPool) {
         }
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{path}");
     }
+}
+
+// ADM-04: admin actions need a recent authentication, proven by `auth_time` after `max_age`.
+
+async fn bob_signed_in_elsewhere(admin: &TestApp, pool: &PgPool) -> (TestApp, Uuid) {
+    let victim = spawn_app_with(pool.clone(), admin.op.clone(), &[]).await;
+    victim.signed_in(&bob()).await;
+    let user_id: Uuid = sqlx::query_scalar("select user_id from users where subject = 'bob000000001'")
+        .fetch_one(pool)
+        .await
+        .expect("bob");
+    (victim, user_id)
+}
+
+async fn sign_out_everywhere(admin: &TestApp, user_id: Uuid) -> reqwest::Response {
+    let csrf = csrf_token_from_home(admin).await.expect("csrf");
+    admin.post_form(&format!("/admin/users/{user_id}/sign-out-everywhere"), &[("csrf_token", &csrf)]).await
+}
+
+#[sqlx::test]
+async fn admin_actions_without_a_known_recent_sign_in_ask_for_a_step_up(pool: PgPool) {
+    let admin = spawn_app(pool.clone()).await;
+    admin.signed_in(&TestUser::alice()).await; // a plain sign-in: Logto sends no auth_time
+    let (victim, user_id) = bob_signed_in_elsewhere(&admin, &pool).await;
+    let html = admin.get(&format!("/admin/users/{user_id}")).await.text().await.expect("html");
+    assert!(html.contains("id=\"step-up-notice\""), "the page offers the step-up first");
+
+    let response = sign_out_everywhere(&admin, user_id).await;
+    assert_eq!(response.status(), 403);
+    let html = response.text().await.expect("html");
+    assert!(html.contains("Confirm it&#x27;s you") || html.contains("Confirm it's you"), "{html}");
+    let back = format!("/sign-in/step-up?return_to=%2Fadmin%2Fusers%2F{user_id}");
+    assert!(html.contains(&back), "the step-up comes back to the user's page: {html}");
+    assert_eq!(victim.me_status().await, 200, "nothing was revoked");
+
+    // The step-up asks Logto for max_age and comes back where the admin was.
+    let authorization_url = admin.begin_sign_in(&back).await;
+    assert_eq!(query_param(&authorization_url, "max_age").as_deref(), Some("1800"));
+    let response = admin.return_from_provider(&authorization_url, &TestUser::alice()).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), format!("/admin/users/{user_id}"));
+    let html = admin.get(&format!("/admin/users/{user_id}")).await.text().await.expect("html");
+    assert!(!html.contains("id=\"step-up-notice\""));
+    assert_eq!(sign_out_everywhere(&admin, user_id).await.status(), 303);
+    assert_eq!(victim.me_status_soon(401).await, 401);
+}
+
+#[sqlx::test]
+async fn a_step_up_whose_id_token_lacks_auth_time_is_refused(pool: PgPool) {
+    let admin = spawn_app(pool.clone()).await;
+    admin.signed_in(&TestUser::alice()).await;
+    admin.op.set(|b| b.auth_time = AuthTime::Omit);
+    let authorization_url = admin.begin_sign_in("/sign-in/step-up?return_to=/admin").await;
+    let response = admin.return_from_provider(&authorization_url, &TestUser::alice()).await;
+    assert_eq!(response.status(), 400, "max_age was sent, so auth_time is required");
+    let (victim, user_id) = bob_signed_in_elsewhere(&admin, &pool).await;
+    assert_eq!(sign_out_everywhere(&admin, user_id).await.status(), 403);
+    assert_eq!(victim.me_status().await, 200);
+}
+
+#[sqlx::test]
+async fn a_step_up_with_an_old_auth_time_is_refused(pool: PgPool) {
+    let admin = spawn_app(pool.clone()).await;
+    admin.op.set(|b| b.auth_time = AuthTime::Offset(-2 * 3600));
+    let authorization_url = admin.begin_sign_in("/sign-in/step-up?return_to=/admin").await;
+    let response = admin.return_from_provider(&authorization_url, &TestUser::alice()).await;
+    assert_eq!(response.status(), 400, "an authentication two hours old does not satisfy max_age=1800");
+    assert_eq!(admin.me_status().await, 401);
+}
+
+#[sqlx::test]
+async fn an_auth_time_in_the_future_is_refused_on_any_sign_in(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.op.set(|b| b.auth_time = AuthTime::Offset(3600));
+    assert_eq!(app.sign_in_as(&TestUser::alice()).await.status(), 400);
+    assert_eq!(app.me_status().await, 401);
+}
+
+#[sqlx::test]
+async fn an_old_auth_time_from_a_plain_sign_in_still_needs_a_step_up(pool: PgPool) {
+    // Without max_age any auth_time is fine for signing in, but not for admin actions.
+    let admin = spawn_app(pool.clone()).await;
+    admin.op.set(|b| b.auth_time = AuthTime::Offset(-2 * 3600));
+    admin.signed_in(&TestUser::alice()).await;
+    let (victim, user_id) = bob_signed_in_elsewhere(&admin, &pool).await;
+    assert_eq!(sign_out_everywhere(&admin, user_id).await.status(), 403);
+    assert_eq!(victim.me_status().await, 200);
+}
+
+#[sqlx::test]
+async fn a_step_up_expires_after_admin_max_auth_age(pool: PgPool) {
+    let op = FakeOp::start().await;
+    let admin = spawn_app_with(pool.clone(), op, &[("ADMIN_MAX_AUTH_AGE", "2")]).await;
+    let authorization_url = admin.stepped_up(&TestUser::alice()).await;
+    assert_eq!(query_param(&authorization_url, "max_age").as_deref(), Some("2"));
+    let (victim, user_id) = bob_signed_in_elsewhere(&admin, &pool).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert_eq!(sign_out_everywhere(&admin, user_id).await.status(), 403, "the step-up is 3 s old, the limit 2 s");
+    assert_eq!(victim.me_status().await, 200);
+    admin.stepped_up(&TestUser::alice()).await;
+    assert_eq!(sign_out_everywhere(&admin, user_id).await.status(), 303);
+    assert_eq!(victim.me_status_soon(401).await, 401);
 }

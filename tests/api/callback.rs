@@ -84,7 +84,7 @@ async fn a_wrong_iss_parameter_is_refused_before_the_token_request(pool: PgPool)
 }
 
 #[sqlx::test]
-async fn a_missing_iss_parameter_is_refused_when_the_provider_advertises_it(pool: PgPool) {
+async fn a_missing_iss_parameter_is_refused(pool: PgPool) {
     let app = spawn_app(pool).await;
     let url = app.begin_sign_in("/sign-in").await;
     let code = app.op.authorize(&url, &TestUser::alice());
@@ -93,16 +93,19 @@ async fn a_missing_iss_parameter_is_refused_when_the_provider_advertises_it(pool
     assert_refused(&app, response).await;
 }
 
+/// DISC-03: a provider that does not promise `iss` in authorization responses (RFC 9207) is
+/// not used at all: not ready, and sign-in is a 503 without a redirect to it.
 #[sqlx::test]
-async fn a_missing_iss_parameter_is_fine_when_the_provider_does_not_advertise_it(pool: PgPool) {
+async fn a_provider_that_does_not_advertise_the_iss_parameter_is_not_used(pool: PgPool) {
     let op = FakeOp::start().await;
     op.set(|b| b.iss_parameter_supported = false);
-    let app = spawn_app_with(pool, op, &[]).await;
-    let url = app.begin_sign_in("/sign-in").await;
-    let code = app.op.authorize(&url, &TestUser::alice());
-    let state = query_param(&url, "state").expect("state");
-    let response = app.callback(&[("code", &code), ("state", &state)]).await;
-    assert_eq!(response.status(), 303);
+    let app = spawn_app_unready(pool, op, &[]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.get("/readyz").await.status(), 503);
+    assert_eq!(app.get("/sign-in").await.status(), 503);
+    app.op.set(|b| b.iss_parameter_supported = true);
+    app.wait_ready().await;
+    assert_eq!(app.get("/sign-in").await.status(), 303);
 }
 
 #[sqlx::test]

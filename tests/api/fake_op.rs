@@ -130,6 +130,7 @@ struct Grant {
     nonce: Option<String>,
     scope: String,
     prompt: Option<String>,
+    max_age: Option<u64>,
     user: TestUser,
 }
 
@@ -146,6 +147,17 @@ pub enum TokenMode {
     MacTokenType,
     Redirect,
     Huge,
+}
+
+/// The `auth_time` claim of ID tokens from the code grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthTime {
+    /// As Logto: present (the user authenticated just now) only when `max_age` was requested.
+    LikeLogto,
+    /// Never present, even when `max_age` was requested.
+    Omit,
+    /// Always present, this many seconds from now (negative: in the past).
+    Offset(i64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,6 +199,7 @@ pub struct Behaviour {
     pub access_token_ttl: u64,
     /// Put `at_hash` in ID tokens: `Some(true)` the right one, `Some(false)` a wrong one.
     pub at_hash: Option<bool>,
+    pub auth_time: AuthTime,
 }
 
 impl Default for Behaviour {
@@ -210,6 +223,7 @@ impl Default for Behaviour {
             refresh_delay: Duration::ZERO,
             access_token_ttl: 3600,
             at_hash: None,
+            auth_time: AuthTime::LikeLogto,
         }
     }
 }
@@ -355,6 +369,7 @@ impl FakeOp {
                 nonce: q.get("nonce").cloned(),
                 scope: q.get("scope").cloned().unwrap_or_default(),
                 prompt: q.get("prompt").cloned(),
+                max_age: q.get("max_age").map(|m| m.parse().expect("max_age is a number")),
                 user: user.clone(),
             },
         );
@@ -538,6 +553,14 @@ async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
     }
     if let Some(sid) = &grant.user.sid {
         claims.insert("sid".into(), json!(sid));
+    }
+    let auth_time = match behaviour.auth_time {
+        AuthTime::LikeLogto => grant.max_age.map(|_| now),
+        AuthTime::Omit => None,
+        AuthTime::Offset(offset) => Some(now.saturating_add_signed(offset)),
+    };
+    if let Some(auth_time) = auth_time {
+        claims.insert("auth_time".into(), json!(auth_time));
     }
     let access_token = random();
     if let Some(right) = behaviour.at_hash {

@@ -16,12 +16,46 @@ pub const SESSION_SECRET: &str = "test-session-secret-0123456789-0123456789-0123
 
 static TRACING: Once = Once::new();
 
+/// Everything the app logs during the tests (debug level), for the leak tests; with TEST_LOG
+/// set, logs go to the terminal instead.
+static CAPTURED_LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogCapture;
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURED_LOGS.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn init_tracing() {
     TRACING.call_once(|| {
         if std::env::var("TEST_LOG").is_ok() {
             logto_signin::telemetry::init();
+        } else {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("info,logto_signin=debug,tracing_actix_web=debug"))
+                .with_writer(|| LogCapture)
+                .with_ansi(false)
+                .try_init();
         }
     });
+}
+
+/// The logs captured so far (all tests of this process).
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&CAPTURED_LOGS.lock().expect("log buffer")).into_owned()
+}
+
+/// Opens a token as stored in the database (sealed with the test SESSION_SECRET).
+pub fn open_token(purpose: &str, stored: &str) -> String {
+    logto_signin::session::sealed::TokenCipher::new(SESSION_SECRET.as_bytes())
+        .open(purpose, stored)
+        .expect("sealed token")
 }
 
 pub struct TestApp {
@@ -43,6 +77,9 @@ pub fn test_settings(op: &FakeOp, overrides: &[(&str, &str)]) -> Settings {
         ("DATABASE_URL".into(), "postgres://unused/unused".into()),
         ("SESSION_SECRET".into(), SESSION_SECRET.into()),
         ("JWKS_REFETCH_COOLDOWN".into(), "1".into()),
+        // Tests sign in far more often than people; the limits have their own tests.
+        ("SIGN_IN_RATE_LIMIT".into(), "100000".into()),
+        ("BACKCHANNEL_RATE_LIMIT".into(), "100000".into()),
     ]);
     for (k, v) in overrides {
         env.insert((*k).into(), (*v).into());
@@ -178,6 +215,15 @@ impl TestApp {
     pub async fn signed_in(&self, user: &TestUser) {
         let response = self.sign_in_as(user).await;
         assert_eq!(response.status(), 303, "sign-in failed: {}", response.text().await.unwrap_or_default());
+    }
+
+    /// A step-up sign-in (`/sign-in/step-up`, with `max_age`) that must succeed: admin actions
+    /// need it. Returns the authorization URL that was used.
+    pub async fn stepped_up(&self, user: &TestUser) -> String {
+        let authorization_url = self.begin_sign_in("/sign-in/step-up?return_to=/admin").await;
+        let response = self.return_from_provider(&authorization_url, user).await;
+        assert_eq!(response.status(), 303, "step-up failed: {}", response.text().await.unwrap_or_default());
+        authorization_url
     }
 
     /// `/api/me`'s status once it becomes `expected`, polling for at most 500 ms — for changes made

@@ -36,11 +36,13 @@ async fn a_nearly_expired_access_token_is_refreshed_and_the_rotated_refresh_toke
     app.signed_in(&TestUser::alice()).await;
     let before: String =
         sqlx::query_scalar("select refresh_token from sessions").fetch_one(&app.pool).await.expect("row");
+    let before = open_token("refresh_token", &before);
     expire_access_token(&app).await;
     let body: Value = access_token(&app, "").await.json().await.expect("json");
     assert_eq!(app.op.counters().refresh_grants, 1);
     let (after, access): (String, String) =
         sqlx::query_as("select refresh_token, access_token from sessions").fetch_one(&app.pool).await.expect("row");
+    let (after, access) = (open_token("refresh_token", &after), open_token("access_token", &access));
     assert_ne!(before, after, "the rotated refresh token was stored");
     assert_eq!(body["access_token"], access.as_str());
     // The next call uses the new token without another refresh.
@@ -261,4 +263,62 @@ async fn the_sweeper_deletes_only_expired_rows(pool: PgPool) {
     assert_eq!(app.count("select count(*) from sessions").await, 1);
     assert_eq!(app.me_status().await, 200);
     assert_eq!(app.count("select count(*) from logout_token_jtis").await, 1);
+}
+
+async fn stored_tokens(app: &TestApp) -> Vec<String> {
+    let (id_token, access_token, refresh_token): (String, String, String) =
+        sqlx::query_as("select id_token, access_token, refresh_token from sessions where user_id is not null")
+            .fetch_one(&app.pool)
+            .await
+            .expect("tokens");
+    vec![
+        open_token("id_token", &id_token),
+        open_token("access_token", &access_token),
+        open_token("refresh_token", &refresh_token),
+    ]
+}
+
+/// TOK-04: through sign-in, a refresh with rotation, a resource token and sign-out (all at
+/// debug level), no token the provider issued appears in the app's logs.
+#[sqlx::test]
+async fn no_token_ever_reaches_the_logs(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    let mut tokens = stored_tokens(&app).await;
+    expire_access_token(&app).await;
+    assert_eq!(access_token(&app, "").await.status(), 200);
+    tokens.extend(stored_tokens(&app).await);
+    let resource: Value =
+        access_token(&app, "?resource=https%3A%2F%2Fapi.example.com").await.json().await.expect("json");
+    tokens.push(resource["access_token"].as_str().expect("resource token").to_owned());
+    tokens.extend(stored_tokens(&app).await); // the refresh token rotated again
+    let csrf = crate::sign_in::csrf_token_from_home(&app).await.expect("csrf");
+    assert_eq!(app.post_form("/sign-out", &[("csrf_token", &csrf)]).await.status(), 303);
+
+    let logs = captured_logs();
+    assert!(logs.contains("signed in") && logs.contains("tokens refreshed"), "the flow was logged");
+    for token in tokens {
+        assert!(token.len() > 10 && !logs.contains(&token), "a token leaked into the logs");
+    }
+}
+
+/// TOK-04: a sealed token that was altered in the database is not used: the session simply
+/// has no refresh token (a clear 400), never a 500, and nothing is sent to the provider.
+#[sqlx::test]
+async fn an_altered_sealed_refresh_token_is_not_used(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    sqlx::query(
+        "update sessions set refresh_token = 'v1.' || reverse(substr(refresh_token, 4)) where user_id is not null",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("alter");
+    expire_access_token(&app).await;
+    let response = access_token(&app, "").await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("no refresh token")), "{body}");
+    assert_eq!(app.op.counters().refresh_grants, 0);
+    assert_eq!(app.me_status().await, 200, "the session itself is unharmed");
 }

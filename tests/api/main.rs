@@ -10,6 +10,7 @@ mod callback;
 mod id_token;
 mod lifecycle;
 mod pages;
+mod rate_limit;
 mod resilience;
 mod sessions;
 mod sign_in;

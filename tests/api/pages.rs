@@ -30,7 +30,12 @@ async fn the_signed_in_home_page_shows_the_user_and_never_the_tokens(pool: PgPoo
             .fetch_one(&app.pool)
             .await
             .expect("tokens are stored server-side");
-    for (name, value) in [("id_token", &id_token), ("access_token", &access_token), ("refresh_token", &refresh_token)] {
+    for (name, stored) in [("id_token", &id_token), ("access_token", &access_token), ("refresh_token", &refresh_token)]
+    {
+        // TOK-04: sealed at rest; the column holds no usable token.
+        assert!(stored.starts_with("v1."), "{name} is sealed: {stored}");
+        let value = open_token(name, stored);
+        assert!(!stored.contains(value.as_str()), "{name} is not stored in the clear");
         assert!(!html.contains(value.as_str()), "{name} leaked into the page");
         assert!(!app.cookie().expect("cookie").contains(value.as_str()), "{name} leaked into the cookie");
         assert!(!state.contains(value.as_str()), "{name} is kept in its column, not in the session state");

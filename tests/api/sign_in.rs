@@ -55,6 +55,17 @@ async fn sign_in_shows_the_profile_persists_it_and_sign_out_ends_everything(pool
     let csrf = csrf_token_from_home(&app).await.expect("csrf");
     let response = app.post_form("/sign-out", &[("csrf_token", &csrf)]).await;
     assert_eq!(response.status(), 303);
+    // SES-05: the browser drops cached pages of this origin and the cookie.
+    let clear = response.headers().get("clear-site-data").and_then(|v| v.to_str().ok());
+    assert_eq!(clear, Some("\"cache\""));
+    let removal = response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(logto_signin::startup::SESSION_COOKIE))
+        .expect("the session cookie is removed");
+    assert!(removal.contains("Max-Age=0") || removal.contains("1970"), "{removal}");
     let end_session = location(&response);
     assert!(end_session.starts_with(&format!("{}/oidc/session/end?", app.op.base)), "{end_session}");
     assert!(query_param(&end_session, "id_token_hint").is_some_and(|t| t.split('.').count() == 3));

@@ -66,6 +66,7 @@ const appEnv = s.app?.environment ?? {};
 check('the app listens on 0.0.0.0', appEnv.HOST === '0.0.0.0');
 check('the browser reaches Logto at localhost:3001', appEnv.LOGTO_ENDPOINT === 'http://localhost:3001');
 check('the app reaches Logto on the Docker network', appEnv.LOGTO_INTERNAL_ENDPOINT === 'http://logto:3001');
+check('plain http to Logto is allowed on the Docker network only by an explicit switch', appEnv.LOGTO_ALLOW_HTTP === 'true');
 check('the app uses its own database', /\/logto_signin$/.test(appEnv.DATABASE_URL ?? ''));
 check('Logto uses its own database', /\/logto$/.test(s.logto?.environment?.DB_URL ?? ''));
 const dockerfile = read('Dockerfile');

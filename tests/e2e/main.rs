@@ -61,6 +61,21 @@ async fn an_admin_sees_both_users_and_a_non_admin_gets_403(pool: PgPool) {
         ensure!(text_of(&alice, "#count-signed-in").await? == "2");
         bob.goto(&stack.url("/admin")).await?;
         ensure!(text_of(&bob, "h1").await? == "Access denied");
+
+        // Ending Bob's sessions needs a recent sign-in: a step-up with max_age through the real
+        // provider, which answers with auth_time, then back on Bob's page.
+        alice.goto(&stack.url("/admin")).await?;
+        alice.find(fantoccini::Locator::LinkText("Bob Builder")).await?.click().await?;
+        let bobs_page = alice.current_url().await?;
+        text_of(&alice, "#step-up-notice").await?;
+        click(&alice, "#step-up").await?;
+        text_of(&alice, "#sign-out-everywhere").await?;
+        ensure!(alice.current_url().await?.path() == bobs_page.path(), "back on Bob's page");
+        ensure!(alice.find(fantoccini::Locator::Css("#step-up-notice")).await.is_err(), "no notice after the step-up");
+        click(&alice, "#sign-out-everywhere").await?;
+        text_of(&alice, "#no-sessions").await?;
+        bob.goto(&stack.url("/")).await?;
+        text_of(&bob, "#sign-in").await?;
         Ok(())
     })
     .await;

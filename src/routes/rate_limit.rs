@@ -1,0 +1,107 @@
+//! Per-client rate limits (GCRA through `governor`) on the endpoints that create server-side
+//! work for anyone who asks: starting a sign-in (a pending row and a pre-login session), the
+//! callback, and back-channel logout (a signature check per token).
+//!
+//! Handlers take [`SignInLimit`] or [`BackchannelLimit`] as their first extractor, so a refused
+//! request is a 429 page (JSON for the back-channel) with `Retry-After`, before any other work.
+//! Clients are told apart by IP: the peer address, or with `TRUST_FORWARDED_FOR=true` the
+//! last `X-Forwarded-For` entry — the one the app's own reverse proxy appended.
+
+use std::future::{Ready, ready};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::config::Settings;
+use crate::error::AppError;
+use crate::startup::AppState;
+
+/// The limiters of one app instance.
+pub struct RateLimits {
+    sign_in: DefaultKeyedRateLimiter<IpAddr>,
+    backchannel: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+fn per_minute(n: NonZeroU32) -> DefaultKeyedRateLimiter<IpAddr> {
+    DefaultKeyedRateLimiter::keyed(Quota::per_minute(n))
+}
+
+impl RateLimits {
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            sign_in: per_minute(settings.sign_in_rate_limit),
+            backchannel: per_minute(settings.backchannel_rate_limit),
+        }
+    }
+
+    /// Forgets clients whose buckets are full again (memory stays bounded by recent clients).
+    pub fn forget_idle_clients(&self) {
+        for limiter in [&self.sign_in, &self.backchannel] {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    fn check(limiter: &DefaultKeyedRateLimiter<IpAddr>, client: IpAddr) -> Result<(), AppError> {
+        limiter.check_key(&client).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            tracing::warn!(%client, wait_ms = wait.as_millis() as u64, "rate limit reached");
+            AppError::TooManyRequests { retry_after_secs: wait.as_secs() + 1 }
+        })
+    }
+}
+
+/// The client's IP address, as far as this app can know it.
+pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .and_then(|last| last.trim().parse::<IpAddr>().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    req.peer_addr().map(|a| a.ip())
+}
+
+fn check(req: &HttpRequest, pick: impl Fn(&RateLimits) -> &DefaultKeyedRateLimiter<IpAddr>) -> Result<(), AppError> {
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return Err(AppError::Unexpected(anyhow::anyhow!("BUG: no AppState")));
+    };
+    match client_ip(req, state.settings.trust_forwarded_for) {
+        Some(client) => RateLimits::check(pick(&state.rate_limits), client),
+        // No address at all (a test harness without a socket): nothing to key on.
+        None => Ok(()),
+    }
+}
+
+/// Passes while this client is within `SIGN_IN_RATE_LIMIT` per minute.
+pub struct SignInLimit;
+
+impl FromRequest for SignInLimit {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(check(req, |l| &l.sign_in).map(|()| Self))
+    }
+}
+
+/// Passes while this client is within `BACKCHANNEL_RATE_LIMIT` per minute.
+pub struct BackchannelLimit;
+
+impl FromRequest for BackchannelLimit {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(check(req, |l| &l.backchannel).map(|()| Self))
+    }
+}
