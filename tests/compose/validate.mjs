@@ -70,6 +70,9 @@ check('plain http to Logto is allowed on the Docker network only by an explicit 
 check('the app uses its own database', /\/logto_signin$/.test(appEnv.DATABASE_URL ?? ''));
 check('Logto uses its own database', /\/logto$/.test(s.logto?.environment?.DB_URL ?? ''));
 const dockerfile = read('Dockerfile');
+// Cargo refuses to build when a declared target's file is missing (the [[bench]] in Cargo.toml).
+check('Dockerfile: the benchmark target exists for the dependency build',
+  dockerfile.indexOf('COPY benches') !== -1 && dockerfile.indexOf('COPY benches') < dockerfile.indexOf('cargo build'));
 check('Dockerfile: multi-stage, non-root, healthcheck, assets', /FROM .* AS build/.test(dockerfile) && /^USER /m.test(dockerfile)
   && /HEALTHCHECK/.test(dockerfile) && ['templates', 'static', 'migrations'].every((d) => dockerfile.includes(`COPY ${d}`)));
 

@@ -16,7 +16,7 @@ use tokio::process::{Child, Command};
 
 pub const CLIENT_ID: &str = "e2e-client";
 pub const CLIENT_SECRET: &str = "e2e:secret%with+odd=chars";
-const SESSION_SECRET: &str = "e2e-session-secret-0123456789-0123456789-0123456789-0123456789-0123456789";
+pub const SESSION_SECRET: &str = "e2e-session-secret-0123456789-0123456789-0123456789-0123456789-0123456789";
 const WAIT: Duration = Duration::from_secs(15);
 
 fn root() -> PathBuf {

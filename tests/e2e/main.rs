@@ -181,11 +181,15 @@ async fn a_refresh_token_is_issued_and_revoked_at_sign_out(pool: PgPool) {
         .expect("login");
     let html = home.text().await.expect("home");
     assert!(html.contains("Alice Liddell"), "signed in: {html}");
-    let refresh_token: String =
-        sqlx::query_scalar("select refresh_token from sessions where refresh_token is not null")
-            .fetch_one(&stack.pool)
-            .await
-            .expect("a refresh token was issued (offline_access with prompt=consent)");
+    let sealed: String = sqlx::query_scalar("select refresh_token from sessions where refresh_token is not null")
+        .fetch_one(&stack.pool)
+        .await
+        .expect("a refresh token was issued (offline_access with prompt=consent)");
+    // Stored sealed (TOK-04); the provider's own introspection says whether it is live.
+    let refresh_token = logto_signin::session::sealed::TokenCipher::new(SESSION_SECRET.as_bytes())
+        .open("refresh_token", &sealed)
+        .expect("sealed with the app's secret");
+    assert!(!sealed.contains(&refresh_token), "not stored in the clear");
     assert!(introspect(&stack, &refresh_token).await, "active before sign-out");
 
     let csrf = html.split("name=\"csrf_token\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("csrf");
