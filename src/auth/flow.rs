@@ -142,15 +142,18 @@ pub fn unix_now() -> u64 {
 }
 
 /// Exchanges the code, validates the ID token and reads userinfo. Nothing is used before the ID
-/// token (with its nonce) has passed validation.
-pub async fn finish_sign_in(
+/// token (with its nonce) has passed validation. `alongside_userinfo` is started with the
+/// validated `(iss, sub)` while userinfo is fetched (work that may overlap the provider's
+/// answer); its output is returned with the sign-in.
+pub async fn finish_sign_in<F: Future>(
     settings: &Settings,
     metadata: &ProviderMetadata,
     http: &ProviderHttp,
     jwks: &JwksCache,
     code: &str,
     pending: &PendingLogin,
-) -> Result<VerifiedSignIn, AppError> {
+    alongside_userinfo: impl FnOnce(String, String) -> F,
+) -> Result<(VerifiedSignIn, F::Output), AppError> {
     let client = oauth_client(settings, metadata)?;
     let send = |request: oauth2::HttpRequest| http.oauth2_send(request);
     let response = client
@@ -192,13 +195,17 @@ pub async fn finish_sign_in(
     let alg = jsonwebtoken::decode_header(&raw_id_token).map(|h| h.alg).map_err(|e| id_token_error(e.into()))?;
     id_token::check_at_hash(&claims, alg, &access_token).map_err(id_token_error)?;
 
-    let userinfo = match &metadata.userinfo_endpoint {
-        None => None,
-        Some(endpoint) => Some(fetch_userinfo(http, endpoint, &access_token, &claims.sub).await?),
+    let userinfo = async {
+        match &metadata.userinfo_endpoint {
+            None => Ok(None),
+            Some(endpoint) => fetch_userinfo(http, endpoint, &access_token, &claims.sub).await.map(Some),
+        }
     };
+    let (userinfo, alongside) = tokio::join!(userinfo, alongside_userinfo(claims.iss.clone(), claims.sub.clone()));
+    let userinfo = userinfo?;
 
     let ttl = response.expires_in().unwrap_or(DEFAULT_ACCESS_TOKEN_TTL);
-    Ok(VerifiedSignIn {
+    let verified = VerifiedSignIn {
         claims,
         userinfo,
         tokens: TokenSet {
@@ -207,7 +214,8 @@ pub async fn finish_sign_in(
             access_token_expires_at: now + ttl.as_secs(),
             refresh_token: response.refresh_token().map(|t| t.secret().clone()),
         },
-    })
+    };
+    Ok((verified, alongside))
 }
 
 async fn fetch_userinfo(

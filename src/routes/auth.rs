@@ -121,15 +121,30 @@ pub async fn callback(
         return Err(AppError::sign_in("The sign-in response was incomplete.", anyhow!("no code")));
     };
 
-    let verified = tokio::time::timeout(
+    // While Logto answers the userinfo request, look the (now authenticated) user up.
+    let pool = state.pool.clone();
+    let find_user = move |iss: String, sub: String| async move { repo::find_id(&pool, &iss, &sub).await };
+    let (verified, known_user) = tokio::time::timeout(
         flow::CALLBACK_PROVIDER_BUDGET,
-        flow::finish_sign_in(&state.settings, &metadata, state.provider.http(), &state.jwks, code, &pending),
+        flow::finish_sign_in(&state.settings, &metadata, state.provider.http(), &state.jwks, code, &pending, find_user),
     )
     .await
     .map_err(|_| AppError::ProviderUnavailable(anyhow!("the provider did not answer in time")))??;
 
     let profile = Profile::from_claims(&verified.claims.all, verified.userinfo.as_ref());
-    let user_id = repo::upsert_on_sign_in(&state.pool, &verified.claims.iss, &verified.claims.sub, &profile).await?;
+    let user_id = match known_user? {
+        // A returning user: the profile write runs alongside the new session's insert, and the
+        // response waits for both.
+        Some(user_id) => {
+            let (pool, iss, sub) = (state.pool.clone(), verified.claims.iss.clone(), verified.claims.sub.clone());
+            renewal::complete_before_responding(tokio::spawn(async move {
+                repo::upsert_on_sign_in(&pool, &iss, &sub, &profile).await.map(|_| ())
+            }));
+            user_id
+        }
+        None => repo::upsert_on_sign_in(&state.pool, &verified.claims.iss, &verified.claims.sub, &profile).await?,
+    };
+    // This instance's cached sessions of the user; other instances hear of it through NOTIFY.
     state.forget_user(user_id);
 
     // Identity::login renews the session key: the pre-login cookie stops working (fixation).

@@ -12,24 +12,50 @@ use std::cell::RefCell;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 
 #[derive(Default)]
 struct Deferral {
     requested: bool,
     key_hash: Option<Vec<u8>>,
+    /// Writes running alongside the session's save; the response waits for them.
+    writes: Vec<tokio::task::JoinHandle<Result<(), sqlx::Error>>>,
 }
 
 tokio::task_local! {
     static DEFERRAL: RefCell<Deferral>;
 }
 
-/// Gives every request its own (empty) deferral; wrap it outside the session middleware.
+/// Gives every request its own (empty) deferral; wrap it outside the session middleware. Writes
+/// registered with [`complete_before_responding`] are awaited after the session was saved: a
+/// failed one turns the response into the session-store failure page (a 503).
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    DEFERRAL.scope(RefCell::new(Deferral::default()), next.call(req)).await
+    DEFERRAL
+        .scope(RefCell::new(Deferral::default()), async move {
+            let response = next.call(req).await;
+            let writes = DEFERRAL.with(|d| std::mem::take(&mut d.borrow_mut().writes));
+            for write in writes {
+                let failure = match write.await {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(e)) => anyhow::Error::new(e),
+                    Err(e) => anyhow::Error::new(e),
+                };
+                let failure = failure.context("a write that runs alongside the session's save");
+                return Err(actix_web::error::InternalError::new(failure, StatusCode::SERVICE_UNAVAILABLE).into());
+            }
+            response
+        })
+        .await
+}
+
+/// Lets `write` run while the session is saved; the response is sent only once both are done.
+/// Outside [`middleware`] the write is still awaited by nobody but runs to completion.
+pub fn complete_before_responding(write: tokio::task::JoinHandle<Result<(), sqlx::Error>>) {
+    let _ = DEFERRAL.try_with(|d| d.borrow_mut().writes.push(write));
 }
 
 /// Asks that this request's coming session renewal delete the old row together with the insert

@@ -43,6 +43,16 @@ pub async fn upsert_on_sign_in(pool: &PgPool, issuer: &str, subject: &str, p: &P
     .await
 }
 
+/// The id of the user known by (issuer, subject), if any (a read; nothing is written).
+#[tracing::instrument(name = "users.find_id", skip_all)]
+pub async fn find_id(pool: &PgPool, issuer: &str, subject: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("select user_id from users where issuer = $1 and subject = $2")
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(pool)
+        .await
+}
+
 #[tracing::instrument(name = "users.get", skip_all)]
 pub async fn get(pool: &PgPool, user_id: Uuid) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(

@@ -195,6 +195,29 @@ async fn a_second_sign_in_updates_the_same_user(pool: PgPool) {
     assert_eq!(app.count("select count(*) from users").await, 2);
 }
 
+/// A returning user's profile is written alongside the new session's insert; when that write
+/// fails the sign-in is a 503 page (never a 500, never a 303 that hides the failure), and the
+/// stored profile is unchanged.
+#[sqlx::test]
+async fn a_failed_profile_write_on_a_returning_sign_in_is_a_503(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.signed_in(&TestUser::alice()).await;
+    sqlx::raw_sql(
+        "create function refuse_boom() returns trigger language plpgsql as $$
+         begin if new.name = 'Boom' then raise exception 'refused for the test'; end if; return new; end $$;
+         create trigger refuse_boom before update on users for each row execute function refuse_boom();",
+    )
+    .execute(&pool)
+    .await
+    .expect("test trigger");
+    let mut renamed = TestUser::alice();
+    renamed.claims.insert("name".into(), serde_json::json!("Boom"));
+    let response = app.sign_in_as(&renamed).await;
+    assert_eq!(response.status(), 503);
+    let name: String = sqlx::query_scalar("select name from users").fetch_one(&pool).await.expect("row");
+    assert_eq!(name, "Alice Example");
+}
+
 #[sqlx::test]
 async fn refresh_token_is_revoked_at_sign_out(pool: PgPool) {
     let app = spawn_app(pool).await;
