@@ -32,7 +32,7 @@ if old not in text:
     sys.exit(f"pattern not found in {path}: {old}")
 open(path, "w").write(text.replace(old, new, 1))
 PY
-  if [ $? -ne 0 ]; then mv "$file.orig" "$file"; echo "| \`$from\` | $file | $test | pattern not found |"; continue; fi
+  if [ $? -ne 0 ]; then mv "$file.orig" "$file"; touch "$file"; echo "| \`$from\` | $file | $test | pattern not found |"; continue; fi
   if cargo test --quiet --test api "$test" -- --exact >/tmp/mutation.log 2>&1; then
     result="still PASSES (the test does not guard this check)"
   elif grep -q "test result: FAILED" /tmp/mutation.log; then
@@ -41,5 +41,7 @@ PY
     result="did not build or run (see /tmp/mutation.log)"
   fi
   mv "$file.orig" "$file"
+  # The restored file keeps the copy's older mtime: touch it, or cargo would keep the mutant.
+  touch "$file"
   echo "| \`$from\` | $file | \`$test\` | $result |"
 done
