@@ -12,12 +12,8 @@ pub mod telemetry;
 pub mod templates;
 pub mod users;
 
-/// jsonwebtoken 11 needs a process-wide crypto provider: aws-lc-rs (the only one built in, so
-/// jsonwebtoken would also pick it by itself). Returns whether it is the one in use.
-pub fn install_crypto_provider() -> bool {
-    let ours = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
-    match ours.install_default() {
-        Ok(()) => true,
-        Err(existing) => std::ptr::eq(existing, ours),
-    }
+/// jsonwebtoken 11 needs a process-wide crypto provider: aws-lc-rs, named here although it is
+/// the only one built in. A second call (tests start many apps) changes nothing.
+pub fn install_crypto_provider() {
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
 }

@@ -61,6 +61,24 @@ impl AppState {
         }
     }
 
+    /// After sessions were deleted (sign-out elsewhere, an admin, back-channel logout): forgets
+    /// them here and revokes their refresh tokens at Logto in the background (nobody waits).
+    pub fn end_sessions(self: &Arc<Self>, ended: &[crate::session::repo::Ended]) {
+        self.forget_sessions(ended);
+        let Some(metadata) = self.provider.metadata() else { return };
+        let tokens = crate::session::repo::Ended::refresh_tokens(ended, &self.token_cipher);
+        if tokens.is_empty() {
+            return;
+        }
+        let state = self.clone();
+        tokio::spawn(async move {
+            for token in tokens {
+                crate::auth::flow::revoke_refresh_token(&state.settings, &metadata, state.provider.http(), &token)
+                    .await;
+            }
+        });
+    }
+
     /// Drops this instance's cached sessions of a user whose profile or roles just changed.
     pub fn forget_user(&self, user_id: uuid::Uuid) {
         if let Some(cache) = &self.session_cache {

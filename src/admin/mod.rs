@@ -66,7 +66,7 @@ pub fn signed_in_recently(session: &TypedSession, settings: &Settings) -> bool {
     let now = crate::auth::flow::unix_now();
     session
         .auth_time()
-        .is_some_and(|at| at <= now + LEEWAY_SECS && now - at.min(now) <= settings.admin_max_auth_age.as_secs())
+        .is_some_and(|at| at <= now + LEEWAY_SECS && now.saturating_sub(at) <= settings.admin_max_auth_age.as_secs())
 }
 
 /// The last computed counts and when.

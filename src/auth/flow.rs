@@ -187,13 +187,12 @@ pub async fn finish_sign_in<F: Future>(
             nonce: Some(&pending.nonce),
             not_issued_before: Some(u64::try_from(pending.started_at).unwrap_or(0)),
             max_age: pending.max_age.and_then(|m| u64::try_from(m).ok()),
+            access_token: Some(&access_token),
             now,
         },
     )
     .await
     .map_err(id_token_error)?;
-    let alg = jsonwebtoken::decode_header(&raw_id_token).map(|h| h.alg).map_err(|e| id_token_error(e.into()))?;
-    id_token::check_at_hash(&claims, alg, &access_token).map_err(id_token_error)?;
 
     let userinfo = async {
         match &metadata.userinfo_endpoint {

@@ -13,6 +13,8 @@ pub struct Expectations<'a> {
     pub not_issued_before: Option<u64>,
     /// The `max_age` of the authorization request: `auth_time` must be present and this recent.
     pub max_age: Option<u64>,
+    /// The access token issued with the ID token, checked against `at_hash` when present.
+    pub access_token: Option<&'a str>,
     pub now: u64,
 }
 
@@ -45,8 +47,11 @@ pub async fn validate(
     token: &str,
     expect: &Expectations<'_>,
 ) -> Result<IdTokenClaims, TokenError> {
-    let claims: IdTokenClaims = verifier.verify(token, Typ::IdToken, &["exp", "iss", "aud", "sub"]).await?;
+    let (claims, alg): (IdTokenClaims, _) = verifier.verify(token, Typ::IdToken, &["exp", "iss", "aud", "sub"]).await?;
     check_claims(&claims, verifier.issuer, verifier.client_id, expect)?;
+    if let Some(access_token) = expect.access_token {
+        check_at_hash(&claims, alg, access_token)?;
+    }
     Ok(claims)
 }
 
@@ -113,11 +118,7 @@ fn check_claims(
 
 /// Core §3.1.3.8: when the ID token carries `at_hash` (Logto ≥ 1.42 does not), it must be the
 /// left half of the access token's hash, with the hash of the token's algorithm.
-pub fn check_at_hash(
-    claims: &IdTokenClaims,
-    alg: jsonwebtoken::Algorithm,
-    access_token: &str,
-) -> Result<(), TokenError> {
+fn check_at_hash(claims: &IdTokenClaims, alg: jsonwebtoken::Algorithm, access_token: &str) -> Result<(), TokenError> {
     use base64::Engine;
     use jsonwebtoken::Algorithm as A;
     use sha2::Digest;

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use tokio::sync::Mutex;
 
 use super::http::{CallError, ProviderHttp};
@@ -16,7 +16,8 @@ use super::http::{CallError, ProviderHttp};
 #[derive(Default)]
 struct Cache {
     uri: Option<String>,
-    keys: Option<Arc<JwkSet>>,
+    /// The usable keys of the last fetched set, ready to verify with (built once per fetch).
+    keys: Option<Arc<[SigningKey]>>,
     fetched_at: Option<Instant>,
 }
 
@@ -43,7 +44,8 @@ pub enum KeyError {
 /// A verification key with the algorithms it may be used with.
 #[derive(Clone)]
 pub struct SigningKey {
-    pub jwk: Jwk,
+    pub kid: Option<String>,
+    pub key: DecodingKey,
     pub algorithms: Vec<Algorithm>,
 }
 
@@ -77,7 +79,7 @@ impl JwksCache {
             // Parse key by key: one key of a type we do not know must not hide the others.
             let keys = JwkSet { keys: raw.keys.into_iter().filter_map(|k| serde_json::from_value(k).ok()).collect() };
             tracing::info!(keys = keys.keys.len(), "fetched the provider's JWKS");
-            cache.keys = Some(Arc::new(keys));
+            cache.keys = Some(usable_keys(&keys).into());
         } else {
             tracing::warn!(?kid, "unknown kid within the JWKS refetch cooldown");
         }
@@ -88,23 +90,27 @@ impl JwksCache {
     }
 }
 
+fn usable_keys(keys: &JwkSet) -> Vec<SigningKey> {
+    keys.keys.iter().filter_map(usable_key).collect()
+}
+
 /// Picks the key for `kid`; without a `kid`, the one usable key if there is exactly one.
 /// A `kid` published twice is ambiguous and matches nothing.
-fn select(keys: &JwkSet, kid: Option<&str>) -> Option<SigningKey> {
-    let usable: Vec<SigningKey> = keys.keys.iter().filter_map(usable_key).collect();
+fn select(usable: &[SigningKey], kid: Option<&str>) -> Option<SigningKey> {
     match kid {
         Some(kid) => {
-            let mut matching = usable.into_iter().filter(|k| k.jwk.common.key_id.as_deref() == Some(kid));
+            let mut matching = usable.iter().filter(|k| k.kid.as_deref() == Some(kid));
             let first = matching.next()?;
-            matching.next().is_none().then_some(first)
+            matching.next().is_none().then(|| first.clone())
         }
-        None if usable.len() == 1 => usable.into_iter().next(),
+        None if usable.len() == 1 => usable.first().cloned(),
         None => None,
     }
 }
 
 /// A public signature key and the algorithms it allows: its own `alg` when it names one, else
-/// what its type and curve permit. Encryption keys, symmetric keys and private keys are unusable.
+/// what its type and curve permit. Encryption keys, symmetric keys, private keys and keys that do
+/// not parse are unusable.
 fn usable_key(jwk: &Jwk) -> Option<SigningKey> {
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption) | Some(PublicKeyUse::Other(_))) {
         return None;
@@ -136,7 +142,8 @@ fn usable_key(jwk: &Jwk) -> Option<SigningKey> {
             vec![declared]
         }
     };
-    Some(SigningKey { jwk: jwk.clone(), algorithms })
+    let key = DecodingKey::from_jwk(jwk).ok()?;
+    Some(SigningKey { kid: jwk.common.key_id.clone(), key, algorithms })
 }
 
 fn algorithm_of(key_algorithm: KeyAlgorithm) -> Option<Algorithm> {
@@ -157,8 +164,8 @@ fn algorithm_of(key_algorithm: KeyAlgorithm) -> Option<Algorithm> {
 mod tests {
     use super::*;
 
-    fn set(json: serde_json::Value) -> JwkSet {
-        serde_json::from_value(json).expect("jwks")
+    fn set(json: serde_json::Value) -> Vec<SigningKey> {
+        usable_keys(&serde_json::from_value(json).expect("jwks"))
     }
 
     const P384_X: &str = "ZBo9lG-2cLV6c4jJPDy3VLHzmqvnvYeGVGaN-kK1jtIJcDnP62fk9_y5wZkXG-u3";

@@ -4,7 +4,7 @@
 //! algorithm must be one the provider advertises *and* one the key allows; `none` and HS* are
 //! never on the list; unknown `crit` headers are refused.
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde::de::DeserializeOwned;
 
 use super::http::ProviderHttp;
@@ -59,8 +59,13 @@ pub struct Verifier<'a> {
 
 impl Verifier<'_> {
     /// Verifies signature, `iss`, `aud` and `exp` (60 s leeway) plus `required` claims, then
-    /// deserializes the claims.
-    pub async fn verify<T: DeserializeOwned>(&self, token: &str, typ: Typ, required: &[&str]) -> Result<T, TokenError> {
+    /// deserializes the claims; returns them with the token's (verified) algorithm.
+    pub async fn verify<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        typ: Typ,
+        required: &[&str],
+    ) -> Result<(T, Algorithm), TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Malformed(format!("{} bytes is too large", token.len())));
         }
@@ -85,13 +90,12 @@ impl Verifier<'_> {
         if !key.algorithms.contains(&header.alg) {
             return Err(TokenError::Algorithm(format!("{:?} (not the key's algorithm)", header.alg)));
         }
-        let decoding_key = DecodingKey::from_jwk(&key.jwk)?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = LEEWAY_SECS;
         validation.set_issuer(&[self.issuer]);
         validation.set_audience(&[self.client_id]);
         validation.set_required_spec_claims(required);
-        Ok(decode::<T>(token, &decoding_key, &validation)?.claims)
+        Ok((decode::<T>(token, &key.key, &validation)?.claims, header.alg))
     }
 }
 

@@ -41,7 +41,8 @@ pub struct LogoutRequest {
 /// token algorithm list, exact `iss`, `aud` = client id, `iat` and `exp`, the back-channel event,
 /// `sid` or `sub`, a `jti`, and no `nonce`.
 pub async fn validate(verifier: &Verifier<'_>, token: &str, now: u64) -> Result<LogoutRequest, TokenError> {
-    let claims: RawClaims = verifier.verify(token, Typ::Exactly("logout+jwt"), &["exp", "iss", "aud", "iat"]).await?;
+    let (claims, _): (RawClaims, _) =
+        verifier.verify(token, Typ::Exactly("logout+jwt"), &["exp", "iss", "aud", "iat"]).await?;
     check(claims, verifier.issuer, verifier.client_id, now)
 }
 

@@ -190,7 +190,7 @@ async fn check_refreshed_id_token(
     let claims = id_token::validate(
         &verifier,
         raw,
-        &Expectations { nonce: None, not_issued_before: None, max_age: None, now: unix_now() },
+        &Expectations { nonce: None, not_issued_before: None, max_age: None, access_token: None, now: unix_now() },
     )
     .await
     .map_err(|e| e.to_string())?;

@@ -7,7 +7,6 @@ use uuid::Uuid;
 
 use crate::auth::{CurrentUser, SignedInSession};
 use crate::error::{AppError, Result};
-use crate::routes::backchannel::revoke_in_background;
 use crate::routes::csrf;
 use crate::session::TypedSession;
 use crate::session::repo::{self as sessions, SessionInfo};
@@ -85,12 +84,11 @@ pub async fn sign_out_session(
         return Err(AppError::BadRequest("Use Sign out to end this session.".into()));
     }
     let ended = sessions::delete_for_user(&state.pool, me.user_id, Some(target), None).await?;
-    state.forget_sessions(&ended);
+    state.end_sessions(&ended);
     if ended.is_empty() {
         return Err(AppError::NotFound);
     }
     tracing::info!(user_id = %me.user_id, session_id = %target, "user signed out one of their sessions");
-    revoke(&state, ended);
     Ok(back())
 }
 
@@ -104,20 +102,9 @@ pub async fn sign_out_others(
 ) -> Result<HttpResponse> {
     csrf::verify(&req, &state, &session, &form.csrf_token)?;
     let ended = sessions::delete_for_user(&state.pool, me.user_id, None, Some(me.session_id)).await?;
-    state.forget_sessions(&ended);
+    state.end_sessions(&ended);
     tracing::info!(user_id = %me.user_id, count = ended.len(), "user signed out their other sessions");
-    revoke(&state, ended);
     Ok(back())
-}
-
-fn revoke(state: &web::Data<AppState>, ended: Vec<sessions::Ended>) {
-    if let Some(metadata) = state.provider.metadata() {
-        revoke_in_background(
-            state.clone().into_inner(),
-            metadata,
-            sessions::Ended::refresh_tokens(&ended, &state.token_cipher),
-        );
-    }
 }
 
 fn back() -> HttpResponse {

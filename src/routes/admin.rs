@@ -11,12 +11,11 @@ use crate::admin::repo::{self, PAGE_SIZE, UserRow};
 use crate::admin::{AdminUser, repo::Counts, require_recent_sign_in, signed_in_recently};
 use crate::error::{AppError, Result};
 use crate::routes::account::format_time;
-use crate::routes::backchannel::revoke_in_background;
 use crate::routes::csrf;
 use crate::session::TypedSession;
 use crate::session::repo as sessions;
 use crate::startup::AppState;
-use crate::users::safe_image_url;
+use crate::users::{display_name, safe_image_url};
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -80,11 +79,7 @@ struct UserItem {
 fn item(r: UserRow) -> UserItem {
     UserItem {
         id: r.user_id,
-        display_name: r
-            .name
-            .clone()
-            .or_else(|| r.username.clone())
-            .or_else(|| r.email.clone())
+        display_name: display_name(r.name.as_deref(), r.username.as_deref(), r.email.as_deref())
             .unwrap_or_else(|| r.subject.clone()),
         username: r.username,
         email: r.email,
@@ -208,11 +203,7 @@ pub async fn user_page(
     let list = sessions::list_for_user(&state.pool, user_id).await?;
     let page = UserPage {
         id: u.user_id,
-        display_name: u
-            .name
-            .clone()
-            .or_else(|| u.username.clone())
-            .or_else(|| u.email.clone())
+        display_name: display_name(u.name.as_deref(), u.username.as_deref(), u.email.as_deref())
             .unwrap_or_else(|| u.subject.clone()),
         subject: u.subject,
         username: u.username,
@@ -263,9 +254,8 @@ pub async fn revoke_session(
     require_recent_sign_in(&session, &state.settings, "/admin")?;
     let session_id = path.into_inner();
     let (user_id, ended) = repo::revoke_session(&state.pool, session_id).await?.ok_or(AppError::NotFound)?;
-    state.forget_sessions(std::slice::from_ref(&ended));
+    state.end_sessions(std::slice::from_ref(&ended));
     tracing::info!(admin = %admin.0.user_id, target_user = ?user_id, %session_id, "admin revoked a session");
-    revoke_tokens(&state, vec![ended]);
     state.admin_counts.invalidate();
     Ok(back_to(user_id))
 }
@@ -282,21 +272,10 @@ pub async fn sign_out_everywhere(
     let user_id = path.into_inner();
     require_recent_sign_in(&session, &state.settings, &format!("/admin/users/{user_id}"))?;
     let ended = sessions::delete_for_user(&state.pool, user_id, None, None).await?;
-    state.forget_sessions(&ended);
+    state.end_sessions(&ended);
     tracing::info!(admin = %admin.0.user_id, target_user = %user_id, sessions = ended.len(), "admin signed a user out everywhere");
-    revoke_tokens(&state, ended);
     state.admin_counts.invalidate();
     Ok(back_to(Some(user_id)))
-}
-
-fn revoke_tokens(state: &web::Data<AppState>, ended: Vec<sessions::Ended>) {
-    if let Some(metadata) = state.provider.metadata() {
-        revoke_in_background(
-            state.clone().into_inner(),
-            metadata,
-            sessions::Ended::refresh_tokens(&ended, &state.token_cipher),
-        );
-    }
 }
 
 fn back_to(user_id: Option<Uuid>) -> HttpResponse {

@@ -72,9 +72,7 @@ pub async fn backchannel_logout(
     match result {
         Ok(Some(ended)) => {
             tracing::info!(sessions = ended.len(), by_sid = logout.sid.is_some(), "back-channel logout");
-            state.forget_sessions(&ended);
-            let tokens = sessions::Ended::refresh_tokens(&ended, &state.token_cipher);
-            revoke_in_background(state.into_inner(), metadata, tokens);
+            state.end_sessions(&ended);
             answer(actix_web::http::StatusCode::OK, json!({}))
         }
         Ok(None) => {
@@ -86,21 +84,4 @@ pub async fn backchannel_logout(
             bad_request("logout_failed", "the sessions could not be ended")
         }
     }
-}
-
-/// Revokes the ended sessions' refresh tokens without keeping Logto waiting.
-pub fn revoke_in_background(
-    state: std::sync::Arc<AppState>,
-    metadata: std::sync::Arc<crate::auth::discovery::ProviderMetadata>,
-    refresh_tokens: Vec<Option<String>>,
-) {
-    let tokens: Vec<String> = refresh_tokens.into_iter().flatten().collect();
-    if tokens.is_empty() {
-        return;
-    }
-    tokio::spawn(async move {
-        for token in tokens {
-            flow::revoke_refresh_token(&state.settings, &metadata, state.provider.http(), &token).await;
-        }
-    });
 }

@@ -7,7 +7,7 @@ use crate::auth::CurrentUser;
 use crate::error::Result;
 use crate::session::TypedSession;
 use crate::startup::AppState;
-use crate::users::{User, safe_image_url};
+use crate::users::{User, display_name, safe_image_url};
 
 /// What the page shows of a user; image URLs are `https:` only.
 #[derive(Serialize)]
@@ -24,11 +24,7 @@ pub struct UserView {
 
 impl From<&User> for UserView {
     fn from(u: &User) -> Self {
-        let display_name = u
-            .name
-            .clone()
-            .or_else(|| u.username.clone())
-            .or_else(|| u.email.clone())
+        let display_name = display_name(u.name.as_deref(), u.username.as_deref(), u.email.as_deref())
             .unwrap_or_else(|| "Signed-in user".to_owned());
         Self {
             display_name,

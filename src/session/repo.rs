@@ -149,8 +149,8 @@ pub struct Ended {
 
 impl Ended {
     /// The (opened) refresh tokens of `ended`, for revocation.
-    pub fn refresh_tokens(ended: &[Ended], cipher: &TokenCipher) -> Vec<Option<String>> {
-        ended.iter().map(|e| cipher.open_opt(sealed::REFRESH_TOKEN, e.refresh_token.as_deref())).collect()
+    pub fn refresh_tokens(ended: &[Ended], cipher: &TokenCipher) -> Vec<String> {
+        ended.iter().filter_map(|e| cipher.open_opt(sealed::REFRESH_TOKEN, e.refresh_token.as_deref())).collect()
     }
 }
 

@@ -279,7 +279,8 @@ impl SessionStore for PgSessionStore {
     ) -> Result<SessionKey, UpdateError> {
         let p = project(&state);
         let t = self.sealed_tokens(&p);
-        self.forget(&key_hash(&session_key));
+        let hash = key_hash(&session_key);
+        self.forget(&hash);
         let updated = sqlx::query(
             "update sessions
                 set state = $2, user_id = $3, logto_sid = $4, user_agent = $5, client_ip = $6::inet,
@@ -294,7 +295,7 @@ impl SessionStore for PgSessionStore {
                         created_at + $9 * interval '1 second')
               where key_hash = $1 and expires_at > now()",
         )
-        .bind(key_hash(&session_key))
+        .bind(&hash)
         .bind(state_to_json(&state))
         .bind(p.user_id)
         .bind(p.logto_sid)
@@ -324,7 +325,8 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn update_ttl(&self, session_key: &SessionKey, _ttl: &CookieDuration) -> Result<(), anyhow::Error> {
-        self.forget(&key_hash(session_key));
+        let hash = key_hash(session_key);
+        self.forget(&hash);
         sqlx::query(
             "update sessions
                 set last_seen_at = now(),
@@ -333,7 +335,7 @@ impl SessionStore for PgSessionStore {
                         created_at + $4 * interval '1 second')
               where key_hash = $1 and expires_at > now()",
         )
-        .bind(key_hash(session_key))
+        .bind(&hash)
         .bind(Self::secs(PRE_AUTH_TTL))
         .bind(Self::secs(self.idle_timeout))
         .bind(Self::secs(self.max_lifetime))
@@ -344,13 +346,14 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
-        self.forget(&key_hash(session_key));
-        if renewal::defer_delete(&key_hash(session_key)) {
+        let hash = key_hash(session_key);
+        self.forget(&hash);
+        if renewal::defer_delete(&hash) {
             // Deleted by the save that follows, in the same statement as the insert.
             return Ok(());
         }
         sqlx::query("delete from sessions where key_hash = $1")
-            .bind(key_hash(session_key))
+            .bind(&hash)
             .execute(&self.pool)
             .await
             .context("deleting a session")?;

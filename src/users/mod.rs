@@ -112,6 +112,11 @@ fn clean(value: Value) -> Value {
     }
 }
 
+/// The name to show for a user: name, else username, else email.
+pub fn display_name(name: Option<&str>, username: Option<&str>, email: Option<&str>) -> Option<String> {
+    name.or(username).or(email).map(str::to_owned)
+}
+
 /// Only `https:` URLs are shown as images; anything else (javascript:, data:, http:) is dropped.
 pub fn safe_image_url(url: Option<&str>) -> Option<String> {
     let parsed = url::Url::parse(url?).ok()?;

@@ -542,18 +542,8 @@ async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
     }
 
     let now = jsonwebtoken::get_current_timestamp();
-    let mut claims = grant.user.claims.clone();
-    claims.insert("iss".into(), json!(data.issuer));
-    claims.insert("sub".into(), json!(grant.user.sub));
-    claims.insert("aud".into(), json!(CLIENT_ID));
-    claims.insert("iat".into(), json!(now));
-    claims.insert("exp".into(), json!(now + 3600));
-    if let Some(nonce) = &grant.nonce {
-        claims.insert("nonce".into(), json!(nonce));
-    }
-    if let Some(sid) = &grant.user.sid {
-        claims.insert("sid".into(), json!(sid));
-    }
+    let mut claims =
+        id_token_claims(&grant.user, &data.issuer, &grant.user.sub, CLIENT_ID, grant.nonce.as_deref(), now);
     let auth_time = match behaviour.auth_time {
         AuthTime::LikeLogto => grant.max_age.map(|_| now),
         AuthTime::Omit => None,
@@ -650,18 +640,14 @@ async fn refresh_grant(params: &HashMap<String, String>, data: &Shared, behaviou
         return token_error("invalid_target");
     }
     let now = jsonwebtoken::get_current_timestamp();
-    let mut claims = grant.user.claims.clone();
-    claims.insert("iss".into(), json!(behaviour.refresh_iss.clone().unwrap_or_else(|| data.issuer.clone())));
-    claims.insert("sub".into(), json!(behaviour.refresh_sub.clone().unwrap_or_else(|| grant.user.sub.clone())));
-    claims.insert("aud".into(), json!(behaviour.refresh_aud.clone().unwrap_or_else(|| CLIENT_ID.to_owned())));
-    claims.insert("iat".into(), json!(now));
-    claims.insert("exp".into(), json!(now + 3600));
-    if let Some(nonce) = &grant.nonce {
-        claims.insert("nonce".into(), json!(nonce));
-    }
-    if let Some(sid) = &grant.user.sid {
-        claims.insert("sid".into(), json!(sid));
-    }
+    let claims = id_token_claims(
+        &grant.user,
+        behaviour.refresh_iss.as_deref().unwrap_or(&data.issuer),
+        behaviour.refresh_sub.as_deref().unwrap_or(&grant.user.sub),
+        behaviour.refresh_aud.as_deref().unwrap_or(CLIENT_ID),
+        grant.nonce.as_deref(),
+        now,
+    );
     let key = current_key(&data.state);
     let mut header = Header::new(key.alg);
     header.kid = Some(key.kid.clone());
@@ -679,6 +665,30 @@ async fn refresh_grant(params: &HashMap<String, String>, data: &Shared, behaviou
         "access_token": access_token, "token_type": "Bearer", "expires_in": behaviour.access_token_ttl,
         "refresh_token": rotated, "id_token": id_token, "scope": grant.scope,
     }))
+}
+
+/// The user's claims plus what every ID token carries (valid for an hour from `now`).
+fn id_token_claims(
+    user: &TestUser,
+    iss: &str,
+    sub: &str,
+    aud: &str,
+    nonce: Option<&str>,
+    now: u64,
+) -> Map<String, Value> {
+    let mut claims = user.claims.clone();
+    claims.insert("iss".into(), json!(iss));
+    claims.insert("sub".into(), json!(sub));
+    claims.insert("aud".into(), json!(aud));
+    claims.insert("iat".into(), json!(now));
+    claims.insert("exp".into(), json!(now + 3600));
+    if let Some(nonce) = nonce {
+        claims.insert("nonce".into(), json!(nonce));
+    }
+    if let Some(sid) = &user.sid {
+        claims.insert("sid".into(), json!(sid));
+    }
+    claims
 }
 
 async fn userinfo(req: HttpRequest, data: web::Data<Shared>) -> HttpResponse {
