@@ -11,7 +11,8 @@ use crate::auth::{callback, flow, pending, return_to};
 use crate::error::{AppError, Result};
 use crate::routes::csrf;
 use crate::routes::rate_limit::{SignInLimit, client_ip};
-use crate::session::{TypedSession, renewal, repo as session_repo};
+use crate::session::renewal::{self, SignInWrite};
+use crate::session::{TypedSession, repo as session_repo};
 use crate::startup::AppState;
 use crate::users::{Profile, repo};
 
@@ -132,17 +133,17 @@ pub async fn callback(
     .map_err(|_| AppError::ProviderUnavailable(anyhow!("the provider did not answer in time")))??;
 
     let profile = Profile::from_claims(&verified.claims.all, verified.userinfo.as_ref());
+    let (iss, sub) = (verified.claims.iss.clone(), verified.claims.sub.clone());
     let user_id = match known_user? {
-        // A returning user: the profile write runs alongside the new session's insert, and the
-        // response waits for both.
+        // A returning user: their sign-in is written by the insert of their new session
+        // (one statement; see session::renewal).
         Some(user_id) => {
-            let (pool, iss, sub) = (state.pool.clone(), verified.claims.iss.clone(), verified.claims.sub.clone());
-            renewal::complete_before_responding(tokio::spawn(async move {
-                repo::upsert_on_sign_in(&pool, &iss, &sub, &profile).await.map(|_| ())
-            }));
-            user_id
+            match renewal::write_sign_in_with_session(SignInWrite { user_id, issuer: iss, subject: sub, profile }) {
+                Ok(()) => user_id,
+                Err(w) => repo::upsert_on_sign_in(&state.pool, &w.issuer, &w.subject, &w.profile).await?,
+            }
         }
-        None => repo::upsert_on_sign_in(&state.pool, &verified.claims.iss, &verified.claims.sub, &profile).await?,
+        None => repo::upsert_on_sign_in(&state.pool, &iss, &sub, &profile).await?,
     };
     // This instance's cached sessions of the user; other instances hear of it through NOTIFY.
     state.forget_user(user_id);

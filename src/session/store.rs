@@ -91,22 +91,29 @@ impl PgSessionStore {
     }
 
     /// Inserts a new session row (deleting the row `replaces`, a renewed session's old key, in
-    /// the same statement). A session without a user (a sign-in in progress) goes straight into
-    /// the cache: the callback that follows needs no round trip to load it.
+    /// the same statement; and writing a returning user's sign-in, if the request registered one
+    /// for this session's user, see [`renewal`]). A session without a user (a sign-in in
+    /// progress) goes straight into the cache: the callback that follows needs no round trip to
+    /// load it.
     async fn insert(&self, state: &HashMap<String, String>, replaces: Option<Vec<u8>>) -> anyhow::Result<SessionKey> {
         let key = generate_session_key();
         let hash = key_hash(&key);
         let p = project(state);
         let t = self.sealed_tokens(&p);
         let stored = state_to_json(state);
+        let sign_in = renewal::take_sign_in_write(p.user_id);
         let epoch = self.cache.as_ref().map(|c| c.epoch());
         let times: InsertedTimes = sqlx::query_as(
             "with replaced as (delete from sessions where key_hash = $14)
              insert into sessions (key_hash, state, user_id, logto_sid, user_agent, client_ip, expires_at,
                                    session_id, id_token, access_token, access_token_expires_at, refresh_token)
-             values ($1, $2, $3, $4, $5, $6::inet,
-                     now() + (case when $3::uuid is null then $7 else $8 end) * interval '1 second',
-                     $9, $10, $11, to_timestamp($12::float8), $13)
+             select $1, $2, signed_in.user_id, $4, $5, $6::inet,
+                    now() + (case when $3::uuid is null then $7 else $8 end) * interval '1 second',
+                    $9, $10, $11, to_timestamp($12::float8), $13
+               -- users_sign_in returns $3 or fails the statement (migrations/…07_users_sign_in_function.sql).
+               from (select case when $15::text is null then $3::uuid
+                                 else users_sign_in($15, $16, $17, $3, now() + $8 * interval '1 second') end
+                             as user_id) signed_in
              returning extract(epoch from created_at)::float8 as created_at,
                        extract(epoch from expires_at)::float8 as expires_at",
         )
@@ -124,6 +131,9 @@ impl PgSessionStore {
         .bind(t.access_token_expires_at)
         .bind(t.refresh_token)
         .bind(replaces)
+        .bind(sign_in.as_ref().map(|w| w.issuer.as_str()))
+        .bind(sign_in.as_ref().map(|w| w.subject.as_str()))
+        .bind(sign_in.as_ref().map(|w| sqlx::types::Json(&w.profile)))
         .fetch_one(&self.pool)
         .await
         .context("inserting a session")?;

@@ -27,8 +27,9 @@ pub struct User {
     pub hf_avatar: Option<String>,
 }
 
-/// The profile fields taken from a sign-in's claims.
-#[derive(Debug, Clone, PartialEq)]
+/// The profile fields taken from a sign-in's claims. Serialized, the keys are the `users`
+/// columns (the `users_sign_in` SQL function reads it so).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Profile {
     pub name: Option<String>,
     pub username: Option<String>,

@@ -188,6 +188,17 @@ async fn a_second_sign_in_updates_the_same_user(pool: PgPool) {
     let (count, name, sign_ins): (i64, String, i64) =
         sqlx::query_as("select count(*) over (), name, sign_in_count from users").fetch_one(&pool).await.expect("row");
     assert_eq!((count, name.as_str(), sign_ins), (1, "Alice Renamed", 2));
+    // The returning sign-in's write came with its session (one statement): one event per
+    // sign-in, and the user's activity columns cover the new session.
+    assert_eq!(app.count("select count(*) from sign_in_events").await, 2);
+    let covered: bool = sqlx::query_scalar(
+        "select bool_and(u.sessions_expire_at >= s.expires_at and u.last_activity_at >= s.last_seen_at)
+           from sessions s join users u using (user_id)",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("activity");
+    assert!(covered);
     // Another subject with the same email is another user (never linked by email).
     let mut bob = TestUser::named("bob000000001", "Bob");
     bob.claims.insert("email".into(), serde_json::json!("bob@example.com"));
@@ -195,9 +206,9 @@ async fn a_second_sign_in_updates_the_same_user(pool: PgPool) {
     assert_eq!(app.count("select count(*) from users").await, 2);
 }
 
-/// A returning user's profile is written alongside the new session's insert; when that write
-/// fails the sign-in is a 503 page (never a 500, never a 303 that hides the failure), and the
-/// stored profile is unchanged.
+/// A returning user's profile is written by the new session's insert; when that write fails
+/// the sign-in is a 503 page (never a 500, never a 303 that hides the failure), and nothing of
+/// it is stored: not the profile, not the sign-in count or event, not the session.
 #[sqlx::test]
 async fn a_failed_profile_write_on_a_returning_sign_in_is_a_503(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
@@ -214,8 +225,32 @@ async fn a_failed_profile_write_on_a_returning_sign_in_is_a_503(pool: PgPool) {
     renamed.claims.insert("name".into(), serde_json::json!("Boom"));
     let response = app.sign_in_as(&renamed).await;
     assert_eq!(response.status(), 503);
-    let name: String = sqlx::query_scalar("select name from users").fetch_one(&pool).await.expect("row");
-    assert_eq!(name, "Alice Example");
+    let (name, sign_ins): (String, i64) =
+        sqlx::query_as("select name, sign_in_count from users").fetch_one(&pool).await.expect("row");
+    assert_eq!((name.as_str(), sign_ins), ("Alice Example", 1));
+    assert_eq!(app.count("select count(*) from sign_in_events").await, 1);
+    assert_eq!(app.count("select count(*) from sessions where user_id is not null").await, 1, "only the first");
+}
+
+/// The session insert passes the user id the callback looked up; if (issuer, subject) belongs
+/// to another id by then (the user was deleted and signed up again in between), the statement
+/// fails and writes nothing, rather than create a session for an id that is gone.
+#[sqlx::test]
+async fn a_sign_in_write_for_a_user_id_that_changed_fails_and_writes_nothing(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.signed_in(&TestUser::alice()).await;
+    let (issuer, subject): (String, String) =
+        sqlx::query_as("select issuer, subject from users").fetch_one(&pool).await.expect("row");
+    let refused = sqlx::query("select users_sign_in($1, $2, '{\"name\": \"Changed\"}', gen_random_uuid())")
+        .bind(&issuer)
+        .bind(&subject)
+        .execute(&pool)
+        .await;
+    assert!(refused.is_err(), "another user id than expected must fail the statement");
+    let (name, sign_ins): (String, i64) =
+        sqlx::query_as("select name, sign_in_count from users").fetch_one(&pool).await.expect("row");
+    assert_eq!((name.as_str(), sign_ins), ("Alice Example", 1));
+    assert_eq!(app.count("select count(*) from sign_in_events").await, 1);
 }
 
 #[sqlx::test]
