@@ -44,6 +44,7 @@ pub struct AppState {
     pub jwks: JwksCache,
     pub headers: routes::headers::SecurityHeaders,
     pub admin_counts: crate::admin::CountsCache,
+    pub search_trigrams: Arc<crate::admin::search::CommonTrigrams>,
     pub session_cache: Option<Arc<crate::session::cache::SessionCache>>,
     pub rate_limits: routes::rate_limit::RateLimits,
     /// Seals tokens at rest (key derived from SESSION_SECRET).
@@ -171,6 +172,7 @@ impl Application {
             jwks: JwksCache::new(settings.jwks_refetch_cooldown),
             headers: routes::headers::SecurityHeaders::new(&settings),
             admin_counts: crate::admin::CountsCache::default(),
+            search_trigrams: Arc::default(),
             session_cache: cache.clone(),
             rate_limits: routes::rate_limit::RateLimits::new(&settings),
             token_cipher: token_cipher.clone(),

@@ -2,6 +2,7 @@
 
 pub mod cursor;
 pub mod repo;
+pub mod search;
 
 use std::future::Future;
 use std::pin::Pin;

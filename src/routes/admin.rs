@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::admin::cursor::Cursor;
 use crate::admin::repo::{self, PAGE_SIZE, UserRow};
+use crate::admin::search::SearchTerm;
 use crate::admin::{AdminUser, repo::Counts, require_recent_sign_in, signed_in_recently};
 use crate::error::{AppError, Result};
 use crate::routes::account::format_time;
@@ -45,7 +46,11 @@ async fn list(state: &AppState, active_only: bool, q: Option<&str>, cursor: Opti
         None => None,
         Some(c) => Some(Cursor::decode(c).ok_or_else(|| AppError::BadRequest("The page cursor is not valid.".into()))?),
     };
-    let mut rows = repo::list_users(&state.pool, active_only, search.as_deref(), cursor).await?;
+    let term = match search.as_deref() {
+        Some(s) => Some(SearchTerm::new(s, &*state.search_trigrams.current(&state.pool).await)),
+        None => None,
+    };
+    let mut rows = repo::list_users(&state.pool, active_only, term.as_ref(), cursor).await?;
     let next_cursor = if rows.len() as i64 > PAGE_SIZE {
         rows.truncate(PAGE_SIZE as usize);
         rows.last().map(|r| {
