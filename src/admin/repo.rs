@@ -210,13 +210,16 @@ fn push_filters(
 }
 
 /// The trigrams found in at least `share` of the users' search texts, from a sample of about
-/// 20,000 users (all of them when there are fewer): see `search.rs`.
+/// 20,000 users (all of them when there are fewer): see `search.rs`. The sample is a share of
+/// the table's pages sized by the planner's row count, and never more than 50,000 rows (a table
+/// that was never analyzed is sampled whole, up to that bound).
 #[tracing::instrument(name = "admin.common_trigrams", skip_all)]
 pub async fn common_trigrams(pool: &PgPool, share: f64) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "with sample as (
              select search_text from users
-             tablesample system (least(100, 2000000.0 / greatest((select reltuples from pg_class where oid = 'users'::regclass), 1)))),
+             tablesample system (least(100, 2000000.0 / greatest((select reltuples from pg_class where oid = 'users'::regclass), 1)))
+             limit 50000),
          sampled as (select count(*) as users from sample)
          select t from sample, unnest(show_trgm(sample.search_text)) t
           group by t

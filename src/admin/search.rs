@@ -110,7 +110,7 @@ pub struct CommonTrigrams {
 }
 
 impl CommonTrigrams {
-    /// The set as last computed. The first call computes it (about 0.3 s at 1,000,000 users,
+    /// The set as last computed. The first call computes it (0.3 – 0.5 s at 1,000,000 users,
     /// once per process; while that fails the set is empty: every search still works, on the
     /// whole term); later calls start a background recomputation when it is older than
     /// [`REFRESH_EVERY`].
