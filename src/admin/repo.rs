@@ -102,7 +102,7 @@ fn further_walk(found_in_window: i64) -> Option<i64> {
     (expected <= SEARCH_WALK_LIMIT / 2).then_some(2 * expected)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Strategy {
     /// Walk `users_activity_idx` newest first, filtering (broad or no search).
     ActivityIndex,
@@ -160,13 +160,13 @@ struct RankedRow {
 async fn ranked_matches(
     pool: &PgPool,
     active_only: bool,
-    pattern: &SearchTerm,
+    search: &SearchTerm,
     cursor: Option<Cursor>,
 ) -> Result<(Vec<UserRow>, i64), sqlx::Error> {
     let mut sql = QueryBuilder::<Postgres>::new(
         "with matches as materialized (select u.user_id, u.last_activity_at from users u where true",
     );
-    push_filters(&mut sql, active_only, Some(pattern), cursor);
+    push_filters(&mut sql, active_only, Some(search), cursor);
     sql.push(" limit ").push_bind(SELECTIVE_SEARCH_LIMIT + 1);
     sql.push("), top as (select user_id from matches order by last_activity_at desc, user_id desc limit ")
         .push_bind(PAGE_SIZE + 1)
