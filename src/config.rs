@@ -23,6 +23,9 @@ pub struct Settings {
     pub logto_app_id: String,
     pub logto_app_secret: SecretString,
     pub logto_scopes: Vec<String>,
+    /// Logto API resources (RFC 8707 indicators) requested at sign-in, with their scopes; the
+    /// only resources `/api/access-token?resource=` mints tokens for.
+    pub logto_resources: Vec<ApiResource>,
     /// Public base URL of this app; the redirect URI is `APP_BASE_URL/callback`.
     pub app_base_url: Url,
     pub host: String,
@@ -51,6 +54,18 @@ pub struct Settings {
     /// Take the client IP from the last `X-Forwarded-For` entry (behind a reverse proxy).
     pub trust_forwarded_for: bool,
 }
+
+/// One Logto API resource: its indicator and the resource scopes to ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiResource {
+    pub indicator: String,
+    pub scopes: Vec<String>,
+}
+
+/// Logto's reserved resource for organization tokens; requested with the organizations scope,
+/// as Logto's own SDKs do.
+pub const ORGANIZATIONS_RESOURCE: &str = "urn:logto:resource:organizations";
+const ORGANIZATIONS_SCOPE: &str = "urn:logto:scope:organizations";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{var}: {problem}")]
@@ -95,6 +110,7 @@ impl Settings {
         let logto_app_id = required("LOGTO_APP_ID")?;
         let logto_app_secret = SecretString::from(required("LOGTO_APP_SECRET")?);
         let logto_scopes = parse_scopes(&get("LOGTO_SCOPES").unwrap_or(DEFAULT_SCOPES.into()))?;
+        let logto_resources = parse_resources(get("LOGTO_RESOURCES").as_deref().unwrap_or(""))?;
         let app_base_url =
             parse_base_url("APP_BASE_URL", &get("APP_BASE_URL").unwrap_or("http://localhost:3000".into()))?;
         let host = get("HOST").unwrap_or("127.0.0.1".into());
@@ -162,6 +178,7 @@ impl Settings {
             logto_app_id,
             logto_app_secret,
             logto_scopes,
+            logto_resources,
             app_base_url,
             host,
             port,
@@ -207,6 +224,32 @@ impl Settings {
 
     pub fn uses_https(&self) -> bool {
         self.app_base_url.scheme() == "https"
+    }
+
+    /// Every scope of the authorization request: `LOGTO_SCOPES`, then the resources' scopes.
+    pub fn requested_scopes(&self) -> Vec<&str> {
+        let mut scopes: Vec<&str> = self.logto_scopes.iter().map(String::as_str).collect();
+        for scope in self.logto_resources.iter().flat_map(|r| &r.scopes) {
+            if !scopes.contains(&scope.as_str()) {
+                scopes.push(scope);
+            }
+        }
+        scopes
+    }
+
+    /// The `resource` parameters of the authorization request: the configured API resources,
+    /// and Logto's organizations resource when organization tokens are asked for.
+    pub fn requested_resources(&self) -> Vec<&str> {
+        let mut resources: Vec<&str> = self.logto_resources.iter().map(|r| r.indicator.as_str()).collect();
+        if self.logto_scopes.iter().any(|s| s == ORGANIZATIONS_SCOPE) {
+            resources.push(ORGANIZATIONS_RESOURCE);
+        }
+        resources
+    }
+
+    /// Whether `/api/access-token?resource=` may ask Logto for this resource.
+    pub fn is_configured_resource(&self, indicator: &str) -> bool {
+        self.logto_resources.iter().any(|r| r.indicator == indicator)
     }
 
     pub fn wants_refresh_token(&self) -> bool {
@@ -271,6 +314,31 @@ fn parse_scopes(value: &str) -> Result<Vec<String>, ConfigError> {
     Ok(scopes)
 }
 
+/// `LOGTO_RESOURCES`: comma-separated entries, each an absolute URI (the resource indicator)
+/// followed by that resource's scopes, separated by spaces:
+/// `https://api.example.com read:items write:items, https://billing.example.com`.
+fn parse_resources(value: &str) -> Result<Vec<ApiResource>, ConfigError> {
+    let mut resources: Vec<ApiResource> = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let mut words = entry.split_whitespace();
+        let indicator = words.next().unwrap_or_default();
+        let bad = |problem: String| ConfigError::new("LOGTO_RESOURCES", problem);
+        let url = Url::parse(indicator).map_err(|_| bad(format!("`{indicator}` is not an absolute URI")))?;
+        if url.fragment().is_some() {
+            return Err(bad(format!("`{indicator}` must not have a fragment (RFC 8707)")));
+        }
+        if indicator.len() > 512 || resources.iter().any(|r| r.indicator == indicator) {
+            return Err(bad(format!("`{indicator}` is too long or listed twice")));
+        }
+        let scopes: Vec<String> = words.map(str::to_owned).collect();
+        if let Some(s) = scopes.iter().find(|s| !s.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')) {
+            return Err(bad(format!("`{s}` is not a valid scope")));
+        }
+        resources.push(ApiResource { indicator: indicator.to_owned(), scopes });
+    }
+    Ok(resources)
+}
+
 /// Parses `90`, `90s`, `15m`, `12h` or `7d` into a duration of at least one second.
 pub fn parse_duration(var: &'static str, value: &str) -> Result<Duration, ConfigError> {
     let bad = || ConfigError::new(var, format!("`{value}` is not a duration (e.g. 3600, 90s, 15m, 12h, 7d)"));
@@ -308,6 +376,45 @@ mod tests {
 
     fn load(env: &HashMap<&'static str, String>) -> Result<Settings, ConfigError> {
         Settings::from_lookup(|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn api_resources_are_requested_with_their_scopes() {
+        let mut env = base();
+        env.insert("LOGTO_SCOPES", "openid offline_access urn:logto:scope:organizations".into());
+        env.insert(
+            "LOGTO_RESOURCES",
+            " https://api.example.com read:items write:items , https://b.example.com/ ,".into(),
+        );
+        let s = load(&env).unwrap();
+        assert_eq!(
+            s.logto_resources,
+            vec![
+                ApiResource {
+                    indicator: "https://api.example.com".into(),
+                    scopes: vec!["read:items".into(), "write:items".into()]
+                },
+                ApiResource { indicator: "https://b.example.com/".into(), scopes: vec![] },
+            ]
+        );
+        assert_eq!(
+            s.requested_scopes(),
+            ["openid", "offline_access", "urn:logto:scope:organizations", "read:items", "write:items"]
+        );
+        assert_eq!(
+            s.requested_resources(),
+            ["https://api.example.com", "https://b.example.com/", ORGANIZATIONS_RESOURCE]
+        );
+        assert!(s.is_configured_resource("https://b.example.com/"));
+        assert!(!s.is_configured_resource("https://b.example.com"));
+        for bad in
+            ["not-a-uri", "https://a.example#frag", "https://a.example, https://a.example", "https://a.example x\\y"]
+        {
+            env.insert("LOGTO_RESOURCES", bad.into());
+            assert_eq!(load(&env).unwrap_err().var, "LOGTO_RESOURCES", "{bad}");
+        }
+        env.remove("LOGTO_RESOURCES");
+        assert!(load(&env).unwrap().logto_resources.is_empty());
     }
 
     /// DISC-02: Logto is reached over https, except on this machine or where explicitly allowed.

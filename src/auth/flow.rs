@@ -115,9 +115,13 @@ pub fn authorization_url(
     let nonce = CsrfToken::new_random_len(32);
     let mut request = client
         .authorize_url(|| CsrfToken::new_random_len(32))
-        .add_scopes(settings.logto_scopes.iter().cloned().map(Scope::new))
+        .add_scopes(settings.requested_scopes().into_iter().map(|s| Scope::new(s.to_owned())))
         .add_extra_param("nonce", nonce.secret().clone())
         .set_pkce_challenge(challenge);
+    // RFC 8707: Logto grants refresh-token requests only for resources named here.
+    for resource in settings.requested_resources() {
+        request = request.add_extra_param("resource", resource.to_owned());
+    }
     if settings.wants_refresh_token() {
         // Logto (oidc-provider) drops offline_access unless consent is prompted for.
         request = request.add_extra_param("prompt", "consent");

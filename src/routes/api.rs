@@ -54,7 +54,12 @@ pub async fn access_token(
     let valid = |v: &str| !v.is_empty() && v.len() <= 512 && !v.chars().any(char::is_control);
     let target = match (query.resource.as_deref(), query.organization_id.as_deref()) {
         (None, None) => Target::Session,
-        (Some(r), None) if valid(r) && url::Url::parse(r).is_ok() => Target::Resource(r.to_owned()),
+        (Some(r), None) if state.settings.is_configured_resource(r) => Target::Resource(r.to_owned()),
+        (Some(r), None) if valid(r) && url::Url::parse(r).is_ok() => {
+            return Err(AppError::BadRequest(
+                "This API resource is not configured for this app (LOGTO_RESOURCES); Logto grants tokens only for resources requested at sign-in.".into(),
+            ));
+        }
         (None, Some(o)) if valid(o) => Target::Organization(o.to_owned()),
         (Some(_), Some(_)) => {
             return Err(AppError::BadRequest("Ask for a resource or an organization, not both.".into()));

@@ -131,6 +131,8 @@ struct Grant {
     scope: String,
     prompt: Option<String>,
     max_age: Option<u64>,
+    /// RFC 8707 `resource` parameters of the authorization request.
+    resources: Vec<String>,
     user: TestUser,
 }
 
@@ -191,7 +193,8 @@ pub struct Behaviour {
     /// Refreshed ID tokens carry this `iss` / `aud` instead of the real ones.
     pub refresh_iss: Option<String>,
     pub refresh_aud: Option<String>,
-    /// Refresh grants with a `resource` answer `invalid_target`.
+    /// Refresh grants with a `resource` answer `invalid_target` even for a resource of the
+    /// authorization request (one that was deleted at Logto since).
     pub refuse_resources: bool,
     /// Refresh grants take this long (widens race windows in concurrency tests).
     pub refresh_delay: Duration,
@@ -250,6 +253,7 @@ struct RefreshGrant {
     user: TestUser,
     nonce: Option<String>,
     scope: String,
+    resources: Vec<String>,
 }
 
 struct OpState {
@@ -356,6 +360,8 @@ impl FakeOp {
     pub fn authorize(&self, authorization_url: &str, user: &TestUser) -> String {
         let url = url::Url::parse(authorization_url).expect("authorization URL");
         assert_eq!(url.path(), "/oidc/auth", "authorization endpoint");
+        let resources: Vec<String> =
+            url.query_pairs().filter(|(k, _)| k == "resource").map(|(_, v)| v.into_owned()).collect();
         let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
         assert_eq!(q.get("client_id").map(String::as_str), Some(CLIENT_ID));
         assert_eq!(q.get("response_type").map(String::as_str), Some("code"));
@@ -370,6 +376,7 @@ impl FakeOp {
                 scope: q.get("scope").cloned().unwrap_or_default(),
                 prompt: q.get("prompt").cloned(),
                 max_age: q.get("max_age").map(|m| m.parse().expect("max_age is a number")),
+                resources,
                 user: user.clone(),
             },
         );
@@ -590,7 +597,12 @@ async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
         let refresh_token = random();
         data.state.lock().expect("lock").refresh_tokens.insert(
             refresh_token.clone(),
-            RefreshGrant { user: grant.user.clone(), nonce: grant.nonce.clone(), scope: grant.scope.clone() },
+            RefreshGrant {
+                user: grant.user.clone(),
+                nonce: grant.nonce.clone(),
+                scope: grant.scope.clone(),
+                resources: grant.resources.clone(),
+            },
         );
         response["refresh_token"] = json!(refresh_token);
     }
@@ -636,7 +648,10 @@ async fn refresh_grant(params: &HashMap<String, String>, data: &Shared, behaviou
     if behaviour.refresh_invalid_grant {
         return token_error("invalid_grant");
     }
-    if resource.is_some() && behaviour.refuse_resources {
+    // Like Logto: a resource token only for a resource named in the authorization request.
+    if let Some(r) = &resource
+        && (behaviour.refuse_resources || !grant.resources.contains(r))
+    {
         return token_error("invalid_target");
     }
     let now = jsonwebtoken::get_current_timestamp();

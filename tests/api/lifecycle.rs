@@ -138,7 +138,8 @@ async fn a_refresh_updates_roles_and_profile(pool: PgPool) {
 
 #[sqlx::test]
 async fn resource_tokens_are_fetched_with_rfc8707_and_cached(pool: PgPool) {
-    let app = spawn_app(pool).await;
+    let app =
+        spawn_app_with(pool, FakeOp::start().await, &[("LOGTO_RESOURCES", "https://api.example.com read:x")]).await;
     app.signed_in(&TestUser::alice()).await;
     let query = "?resource=https%3A%2F%2Fapi.example.com";
     let first: Value = access_token(&app, query).await.json().await.expect("json");
@@ -154,16 +155,40 @@ async fn resource_tokens_are_fetched_with_rfc8707_and_cached(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_refused_resource_is_a_clear_4xx(pool: PgPool) {
-    let app = spawn_app(pool).await;
+    let app = spawn_app_with(pool, FakeOp::start().await, &[("LOGTO_RESOURCES", "https://gone.example.com")]).await;
     app.signed_in(&TestUser::alice()).await;
     app.op.set(|b| b.refuse_resources = true);
-    let response = access_token(&app, "?resource=https%3A%2F%2Funknown.example.com").await;
+    let response = access_token(&app, "?resource=https%3A%2F%2Fgone.example.com").await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.expect("json");
     assert!(body["message"].as_str().is_some_and(|m| m.contains("invalid_target")), "{body}");
     assert_eq!(app.me_status().await, 200, "a refused resource does not end the session");
-    for bad in ["?resource=not-a-uri", "?resource=https%3A%2F%2Fa&organization_id=o"] {
+    let grants = app.op.counters().refresh_grants;
+    for bad in [
+        "?resource=https%3A%2F%2Funknown.example.com",
+        "?resource=not-a-uri",
+        "?resource=https%3A%2F%2Fa&organization_id=o",
+    ] {
         assert_eq!(access_token(&app, bad).await.status(), 400, "{bad}");
+    }
+    assert_eq!(app.op.counters().refresh_grants, grants, "refused before any call to Logto");
+}
+
+/// Real Logto refuses a refresh for a resource the authorization request did not name
+/// (`invalid_target`): every configured resource is requested at sign-in, with its scopes.
+#[sqlx::test]
+async fn configured_resources_are_named_in_the_authorization_request(pool: PgPool) {
+    let resources = "https://a.example.com read:a, https://b.example.com read:b write:b";
+    let app = spawn_app_with(pool, FakeOp::start().await, &[("LOGTO_RESOURCES", resources)]).await;
+    let location = app.begin_sign_in("/sign-in").await;
+    let url = url::Url::parse(&location).expect("url");
+    let named: Vec<String> = url.query_pairs().filter(|(k, _)| k == "resource").map(|(_, v)| v.into_owned()).collect();
+    assert_eq!(named, ["https://a.example.com", "https://b.example.com"]);
+    let scope = url.query_pairs().find(|(k, _)| k == "scope").map(|(_, v)| v.into_owned()).expect("scope");
+    assert!(scope.ends_with(" read:a read:b write:b"), "{scope}");
+    assert_eq!(app.return_from_provider(&location, &TestUser::alice()).await.status(), 303);
+    for resource in ["https%3A%2F%2Fa.example.com", "https%3A%2F%2Fb.example.com"] {
+        assert_eq!(access_token(&app, &format!("?resource={resource}")).await.status(), 200, "{resource}");
     }
 }
 
@@ -282,7 +307,7 @@ async fn stored_tokens(app: &TestApp) -> Vec<String> {
 /// debug level), no token the provider issued appears in the app's logs.
 #[sqlx::test]
 async fn no_token_ever_reaches_the_logs(pool: PgPool) {
-    let app = spawn_app(pool).await;
+    let app = spawn_app_with(pool, FakeOp::start().await, &[("LOGTO_RESOURCES", "https://api.example.com")]).await;
     app.signed_in(&TestUser::alice()).await;
     let mut tokens = stored_tokens(&app).await;
     expire_access_token(&app).await;
