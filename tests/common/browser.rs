@@ -136,3 +136,18 @@ pub async fn click(browser: &Client, css: &str) -> anyhow::Result<()> {
 pub async fn fill(browser: &Client, css: &str, text: &str) -> anyhow::Result<()> {
     Ok(wait_for(browser, css).await?.send_keys(text).await?)
 }
+
+/// Waits (at most 15 s) until the page's text contains `needle`.
+pub async fn wait_for_text(browser: &Client, needle: &str) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let text = browser.find(Locator::Css("body")).await?.text().await.unwrap_or_default();
+        if text.contains(needle) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("waiting for the text `{needle}`; the page says: {text}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -39,3 +39,297 @@ async fn password_sign_in_through_logtos_hosted_page_shows_the_profile(pool: PgP
     .await;
     browser.close().await.ok();
 }
+
+/// Item 1 of the real-Logto issue: API resources (RFC 8707). Logto grants a refresh-token
+/// request for a resource only when the authorization request named it; the scopes in the token
+/// are those the user's roles grant, of those requested.
+#[sqlx::test]
+async fn tokens_for_four_api_resources_at_once_carry_what_the_roles_grant(pool: PgPool) {
+    let logto = &*LOGTO;
+    let mut indicators = Vec::new();
+    let mut granted = Vec::new();
+    for i in 0..4 {
+        let indicator = format!("https://{}.api.test", management::unique("res").replace('_', "-"));
+        let (_, scopes) = logto
+            .create_resource(&management::unique("resource"), &indicator, 3600, &[&format!("read:r{i}"), &format!("write:r{i}")])
+            .await
+            .expect("resource");
+        // The role grants read on every resource, write only on the first.
+        granted.push(scopes[0].clone());
+        if i == 0 {
+            granted.push(scopes[1].clone());
+        }
+        indicators.push(indicator);
+    }
+    let role = logto.create_role(&management::unique("readers"), &granted).await.expect("role");
+    let configured: Vec<String> =
+        indicators.iter().enumerate().map(|(i, r)| format!("{r} read:r{i} write:r{i}")).collect();
+    let configured = configured.join(", ");
+    let app = TestApp::start(logto, pool, AppOptions { settings: &[("LOGTO_RESOURCES", &configured)], ..Default::default() })
+        .await
+        .expect("app");
+    let (username, user_id) = new_user(logto, "Grace Hopper").await.expect("user");
+    logto.assign_roles(&user_id, &[role]).await.expect("roles");
+    let driver = Driver::start().await.expect("chromedriver");
+    let browser = driver.browser().await.expect("browser");
+    scenario("logto_api_resources", &browser, || async {
+        app.sign_in(&browser, &username).await?;
+        let cookie = app.session_cookie(&browser).await?;
+        let queries: Vec<String> =
+            indicators.iter().map(|r| format!("?resource={}", management::urlencode(r))).collect();
+        let requests = queries.iter().map(|q| access_token(&app, &cookie, q));
+        let answers = futures_util::future::join_all(requests).await;
+        for (i, answer) in answers.into_iter().enumerate() {
+            let (status, body) = answer?;
+            ensure!(status == 200, "resource {i}: {status} {body}");
+            let claims = jwt_claims(body["access_token"].as_str().unwrap_or_default())?;
+            ensure!(claims["aud"] == indicators[i].as_str(), "resource {i} aud: {claims}");
+            let mut scopes: Vec<&str> = claims["scope"].as_str().unwrap_or_default().split(' ').collect();
+            scopes.sort_unstable();
+            let expected: Vec<String> = if i == 0 { vec!["read:r0".into(), "write:r0".into()] } else { vec![format!("read:r{i}")] };
+            ensure!(scopes == expected, "resource {i} scopes {scopes:?}, expected {expected:?}");
+        }
+        // The session keeps working: its own token, and a resource token again (cached).
+        ensure!(access_token(&app, &cookie, "").await?.0 == 200, "the session's own token");
+        let again = access_token(&app, &cookie, &format!("?resource={}", management::urlencode(&indicators[3]))).await?;
+        ensure!(again.0 == 200, "{again:?}");
+        ensure!(app.me(&browser).await?["sub"] == user_id.as_str());
+        // A resource Logto knows but this app does not request: refused here, before Logto.
+        let (status, body) = access_token(&app, &cookie, "?resource=https%3A%2F%2Fdefault.logto.app%2Fapi").await?;
+        ensure!(status == 400 && body["message"].as_str().is_some_and(|m| m.contains("LOGTO_RESOURCES")), "{status} {body}");
+        Ok(())
+    })
+    .await;
+    browser.close().await.ok();
+}
+
+/// Item 2: organization tokens for an organization the user belongs to; a clear 400 for one
+/// they do not belong to (and the session survives it).
+#[sqlx::test]
+async fn organization_tokens_only_for_the_users_organizations(pool: PgPool) {
+    let logto = &*LOGTO;
+    let scopes = format!("{} urn:logto:scope:organizations", logto_signin::config::DEFAULT_SCOPES);
+    let app = TestApp::start(logto, pool, AppOptions { settings: &[("LOGTO_SCOPES", &scopes)], ..Default::default() })
+        .await
+        .expect("app");
+    let (username, user_id) = new_user(logto, "Katherine Johnson").await.expect("user");
+    let member_of = logto.create_organization(&management::unique("org"), &[&user_id]).await.expect("org");
+    let other = logto.create_organization(&management::unique("org"), &[]).await.expect("org");
+    let driver = Driver::start().await.expect("chromedriver");
+    let browser = driver.browser().await.expect("browser");
+    scenario("logto_organizations", &browser, || async {
+        app.sign_in(&browser, &username).await?;
+        let cookie = app.session_cookie(&browser).await?;
+        let (status, body) = access_token(&app, &cookie, &format!("?organization_id={member_of}")).await?;
+        ensure!(status == 200, "{status} {body}");
+        let claims = jwt_claims(body["access_token"].as_str().unwrap_or_default())?;
+        ensure!(claims["aud"] == format!("urn:logto:organization:{member_of}").as_str(), "{claims}");
+        let (status, body) = access_token(&app, &cookie, &format!("?organization_id={other}")).await?;
+        ensure!(status == 400, "not a member: {status} {body}");
+        ensure!(body["error"] == "bad_request", "{body}");
+        ensure!(app.me(&browser).await?["sub"] == user_id.as_str(), "the session survives a refused organization");
+        Ok(())
+    })
+    .await;
+    browser.close().await.ok();
+}
+
+/// Item 3: an access token that expires is refreshed (the resource's `accessTokenTtl` is
+/// short), and two app instances refreshing one session at once never trip Logto's reuse
+/// detection (which would revoke the grant).
+#[sqlx::test]
+async fn two_instances_refreshing_one_session_at_once_keep_it_alive(pool: PgPool) {
+    let logto = &*LOGTO;
+    let indicator = format!("https://{}.api.test", management::unique("short").replace('_', "-"));
+    // Shorter than the app's 60 s refresh margin: every request for it refreshes.
+    logto.create_resource(&management::unique("short-lived"), &indicator, 30, &[]).await.expect("resource");
+    let settings = [("LOGTO_RESOURCES", indicator.as_str())];
+    let first = TestApp::start(logto, pool.clone(), AppOptions { settings: &settings, ..Default::default() })
+        .await
+        .expect("app");
+    let second = TestApp::start(
+        logto,
+        pool,
+        AppOptions { settings: &settings, same_application_as: Some(&first), ..Default::default() },
+    )
+    .await
+    .expect("second instance");
+    let (username, _) = new_user(logto, "Margaret Hamilton").await.expect("user");
+    let driver = Driver::start().await.expect("chromedriver");
+    let browser = driver.browser().await.expect("browser");
+    scenario("logto_refresh_two_instances", &browser, || async {
+        first.sign_in(&browser, &username).await?;
+        let cookie = first.session_cookie(&browser).await?;
+        let query = format!("?resource={}", management::urlencode(&indicator));
+        let (status, one) = access_token(&first, &cookie, &query).await?;
+        ensure!(status == 200, "{status} {one}");
+        let (status, two) = access_token(&first, &cookie, &query).await?;
+        ensure!(status == 200 && two["access_token"] != one["access_token"], "a new token for an expiring one");
+        for round in 0..3 {
+            let requests = (0..8).map(|i| access_token(if i % 2 == 0 { &first } else { &second }, &cookie, &query));
+            for answer in futures_util::future::join_all(requests).await {
+                let (status, body) = answer?;
+                ensure!(status == 200, "round {round}: {status} {body}");
+            }
+        }
+        // The grant is alive at Logto: the session's own token can still be refreshed.
+        sqlx::query("update sessions set access_token_expires_at = now() where user_id is not null")
+            .execute(&first.pool)
+            .await?;
+        let (status, body) = access_token(&second, &cookie, "").await?;
+        ensure!(status == 200, "{status} {body}");
+        Ok(())
+    })
+    .await;
+    browser.close().await.ok();
+}
+
+/// The stand-in for huggingface.co (tests/logto/huggingface.mjs) on 127.0.0.1:443, with the
+/// certificate `scripts/real-logto.sh` made; killed when dropped.
+struct HuggingFace {
+    child: tokio::process::Child,
+    /// Chromium switches: huggingface.co on loopback, and trust for exactly its certificate.
+    browser_args: Vec<String>,
+}
+
+impl HuggingFace {
+    async fn start(client_id: &str, client_secret: &str, redirect_uri: &str) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        use tokio::io::AsyncBufReadExt;
+        let dir = std::env::var("HF_STANDIN_DIR").context(
+            "HF_STANDIN_DIR is not set: start Logto with scripts/real-logto.sh (it makes the stand-in's CA, \
+             maps huggingface.co to loopback and gives Logto NODE_EXTRA_CA_CERTS)",
+        )?;
+        let dir = std::path::PathBuf::from(dir);
+        let spki = std::fs::read_to_string(dir.join("spki.txt")).context("the stand-in's certificate")?;
+        let mut child = tokio::process::Command::new("node")
+            .arg(root().join("tests/logto/huggingface.mjs"))
+            .env("HF_CERT", dir.join("cert.pem"))
+            .env("HF_KEY", dir.join("key.pem"))
+            .env("HF_CLIENT_ID", client_id)
+            .env("HF_CLIENT_SECRET", client_secret)
+            .env("HF_REDIRECT_URI", redirect_uri)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the Hugging Face stand-in")?;
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let ready = tokio::time::timeout(WAIT, lines.next_line()).await.context("the stand-in did not start")??;
+        ensure!(ready.as_deref().is_some_and(|l| l.starts_with("LISTENING")), "the stand-in failed: {ready:?}");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self {
+            child,
+            browser_args: vec![
+                "--host-resolver-rules=MAP huggingface.co 127.0.0.1".into(),
+                format!("--ignore-certificate-errors-spki-list={}", spki.trim()),
+            ],
+        })
+    }
+
+    /// On the stand-in's page: sign in as `username` and authorize (or cancel).
+    async fn consent(browser: &fantoccini::Client, username: &str, allow: bool) -> anyhow::Result<()> {
+        fill(browser, "#hf-username", username).await.anyhow_context("the Hugging Face page")?;
+        click(browser, if allow { "#hf-allow" } else { "#hf-deny" }).await
+    }
+}
+
+impl Drop for HuggingFace {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+trait AnyhowContext<T> {
+    fn anyhow_context(self, what: &'static str) -> anyhow::Result<T>;
+}
+impl<T> AnyhowContext<T> for anyhow::Result<T> {
+    fn anyhow_context(self, what: &'static str) -> anyhow::Result<T> {
+        anyhow::Context::context(self, what)
+    }
+}
+
+/// Item 4: the whole seed chain. The app's **Continue with Hugging Face** → real Logto
+/// (`direct_sign_in=social:huggingface`, Logto's own connector) → "huggingface.co" (the
+/// stand-in) → consent → Logto (a first-time user picks a username on Logto's page) → the app,
+/// showing the Hugging Face username and avatar from `identities.huggingface`. A second sign-in
+/// is the same app user; a denied consent stays on Logto's page; `error=access_denied` at the
+/// app's callback is a clear 4xx.
+#[sqlx::test]
+async fn continue_with_hugging_face_through_logtos_connector(pool: PgPool) {
+    let logto = &*LOGTO;
+    let hf_client = management::unique("hf_client");
+    let hf_secret = management::unique("hf_secret");
+    let connector = logto.configure_hugging_face(&hf_client, &hf_secret).await.expect("connector");
+    let logto_callback = format!("{}/callback/{connector}", logto.env.endpoint);
+    let hf = HuggingFace::start(&hf_client, &hf_secret, &logto_callback).await.expect("stand-in");
+    let app = TestApp::start(logto, pool, AppOptions::default()).await.expect("app");
+    let driver = Driver::start().await.expect("chromedriver");
+    let browser = driver.browser_with(&hf.browser_args).await.expect("browser");
+    let hf_user = management::unique("hf");
+    scenario("logto_hugging_face", &browser, || async {
+        browser.goto(&app.url("/")).await?;
+        click(&browser, "#sign-in-huggingface").await?;
+        HuggingFace::consent(&browser, &hf_user, true).await?;
+        // First time: Logto asks for a username (the sign-up identifier) on its own page.
+        let logto_username = management::unique("from_hf");
+        fill(&browser, "input[name=identifier]", &logto_username).await.anyhow_context("Logto's username page")?;
+        click(&browser, "button[type=submit]").await?;
+        ensure!(text_of(&browser, "#display-name").await? == format!("HF {hf_user}"));
+        ensure!(text_of(&browser, "#hf-username").await? == hf_user, "the Hugging Face username is shown");
+        let avatar = wait_for(&browser, "#huggingface img.avatar").await?.attr("src").await?;
+        ensure!(avatar.as_deref().is_some_and(|a| a.starts_with("https://huggingface.co/avatars/")), "{avatar:?}");
+        let first = app.me(&browser).await?;
+        ensure!(first["identities"]["huggingface"]["userId"].is_string(), "{first}");
+
+        // Sign out of the app and Logto; the same Hugging Face account is the same app user.
+        browser.goto(&app.url("/")).await?;
+        click(&browser, "#sign-out").await?;
+        click(&browser, "#sign-in-huggingface").await?;
+        HuggingFace::consent(&browser, &hf_user, true).await?;
+        text_of(&browser, "#display-name").await?;
+        let second = app.me(&browser).await?;
+        ensure!(second["sub"] == first["sub"], "same Logto user: {first} / {second}");
+        let users: i64 = sqlx::query_scalar("select count(*) from users").fetch_one(&app.pool).await?;
+        ensure!(users == 1, "{users} app users");
+        Ok(())
+    })
+    .await;
+
+    let denied = driver.browser_with(&hf.browser_args).await.expect("browser");
+    scenario("logto_hugging_face_denied", &denied, || async {
+        denied.goto(&app.url("/")).await?;
+        click(&denied, "#sign-in-huggingface").await?;
+        HuggingFace::consent(&denied, &hf_user, false).await?;
+        // Logto shows its own message and does not come back to the app.
+        wait_for_text(&denied, "authorization process is unsuccessful").await?;
+        let url = denied.current_url().await?;
+        ensure!(url.as_str().starts_with(&logto.env.endpoint), "stays on Logto: {url}");
+        // Starting again from the app works.
+        denied.goto(&app.url("/")).await?;
+        click(&denied, "#sign-in-huggingface").await?;
+        HuggingFace::consent(&denied, &hf_user, true).await?;
+        ensure!(text_of(&denied, "#hf-username").await? == hf_user);
+        Ok(())
+    })
+    .await;
+
+    // Logto's own error redirect shape, as the app's callback receives it.
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let start = http.get(app.url("/sign-in")).send().await.expect("sign-in");
+    let cookie = start.headers().get("set-cookie").and_then(|c| c.to_str().ok()).expect("cookie").split(';').next().unwrap().to_owned();
+    let location = start.headers()["location"].to_str().expect("location").to_owned();
+    let state = url::Url::parse(&location).expect("url").query_pairs().find(|(k, _)| k == "state").expect("state").1.into_owned();
+    let callback = http
+        .get(app.url("/callback"))
+        .query(&[("error", "access_denied"), ("error_description", "denied"), ("state", &state), ("iss", &logto.env.issuer())])
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .expect("callback");
+    let status = callback.status().as_u16();
+    let page = callback.text().await.unwrap_or_default();
+    assert!((400..500).contains(&status), "access_denied → {status}");
+    assert!(page.contains("<h1>"), "an error page: {page}");
+    browser.close().await.ok();
+    denied.close().await.ok();
+}

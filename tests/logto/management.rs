@@ -236,6 +236,37 @@ impl Management {
     }
 }
 
+impl Management {
+    /// Logto's own Hugging Face connector (`huggingface-universal`) with this OAuth client, and
+    /// Hugging Face on the sign-in experience (the tenant has one such connector: it is created
+    /// once and re-configured after). Returns the connector's id (its Logto callback is
+    /// `ENDPOINT/callback/<id>`).
+    pub async fn configure_hugging_face(&self, client_id: &str, client_secret: &str) -> anyhow::Result<String> {
+        let config = json!({ "clientId": client_id, "clientSecret": client_secret, "scope": "profile email" });
+        let connectors = self.get("/connectors").await?;
+        let existing = connectors.as_array().into_iter().flatten().find(|c| c["connectorId"] == "huggingface-universal");
+        let id = match existing {
+            Some(connector) => {
+                let id = connector["id"].as_str().context("connector id")?.to_owned();
+                self.patch(&format!("/connectors/{id}"), json!({ "config": config })).await?;
+                id
+            }
+            None => {
+                let created =
+                    self.post("/connectors", json!({ "connectorId": "huggingface-universal", "config": config })).await?;
+                created["id"].as_str().context("connector id")?.to_owned()
+            }
+        };
+        let experience = self.get("/sign-in-exp").await?;
+        let mut targets: Vec<Value> = experience["socialSignInConnectorTargets"].as_array().cloned().unwrap_or_default();
+        if !targets.contains(&json!("huggingface")) {
+            targets.push(json!("huggingface"));
+            self.patch("/sign-in-exp", json!({ "socialSignInConnectorTargets": targets })).await?;
+        }
+        Ok(id)
+    }
+}
+
 pub fn urlencode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
