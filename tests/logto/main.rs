@@ -14,7 +14,7 @@ mod stack;
 
 use std::sync::LazyLock;
 
-use anyhow::ensure;
+use anyhow::{Context, ensure};
 use browser::*;
 use management::{LogtoEnv, Management};
 use sqlx::PgPool;
@@ -332,4 +332,186 @@ async fn continue_with_hugging_face_through_logtos_connector(pool: PgPool) {
     assert!(page.contains("<h1>"), "an error page: {page}");
     browser.close().await.ok();
     denied.close().await.ok();
+}
+
+/// Item 7: RP-initiated sign-out comes back with `state`; ending the Logto session delivers a
+/// back-channel logout that ends exactly that browser's session of another app (its `sid`),
+/// while a second browser's session of the same user stays.
+#[sqlx::test]
+async fn sign_out_ends_the_logto_session_and_back_channel_ends_exactly_that_session(pool: PgPool) {
+    let logto = &*LOGTO;
+    // Two apps in one browser need two host names (cookies are per host, not per port).
+    let shop = TestApp::start(logto, pool.clone(), AppOptions { host: Some("localhost"), ..Default::default() })
+        .await
+        .expect("app A");
+    let wiki = TestApp::start(logto, pool, AppOptions::default()).await.expect("app B");
+    let (username, _) = new_user(logto, "Barbara Liskov").await.expect("user");
+    let driver = Driver::start().await.expect("chromedriver");
+    let first = driver.browser().await.expect("browser");
+    let second = driver.browser().await.expect("browser");
+    scenario("logto_back_channel", &first, || async {
+        shop.sign_in(&first, &username).await?;
+        // Single sign-on: the second app signs in through the same Logto session, no form.
+        first.goto(&wiki.url("/")).await?;
+        click(&first, "#sign-in").await?;
+        text_of(&first, "#display-name").await.context("signed in to B by single sign-on")?;
+        wiki.sign_in(&second, &username).await?;
+        let sessions_of_b = || async {
+            let n: i64 = sqlx::query_scalar("select count(*) from sessions where user_id is not null")
+                .fetch_one(&wiki.pool)
+                .await?;
+            anyhow::Ok(n)
+        };
+        ensure!(sessions_of_b().await? == 3, "A, B in the first browser, B in the second");
+
+        // Sign out of A: through Logto's end-session page and back to A with `state`.
+        first.goto(&shop.url("/")).await?;
+        click(&first, "#sign-out").await?;
+        text_of(&first, "#sign-in").await?;
+        let back = first.current_url().await?;
+        ensure!(back.as_str().starts_with(&shop.base), "back on A: {back}");
+        ensure!(back.query_pairs().any(|(k, v)| k == "state" && !v.is_empty()), "state echoed: {back}");
+
+        // Logto's back-channel logout reached B for the first browser's session only.
+        eventually(std::time::Duration::from_secs(5), "B's session in the first browser ending", || async {
+            Ok(sessions_of_b().await? == 1)
+        })
+        .await?;
+        first.goto(&wiki.url("/")).await?;
+        text_of(&first, "#sign-in").await.context("B signed out in the first browser")?;
+        second.goto(&wiki.url("/")).await?;
+        text_of(&second, "#display-name").await.context("B still signed in in the second browser")?;
+        // And the Logto session is gone: signing in to A asks for the password again.
+        first.goto(&shop.url("/")).await?;
+        click(&first, "#sign-in").await?;
+        password_sign_in_at_logto(&first, &username).await?;
+        text_of(&first, "#display-name").await?;
+        Ok(())
+    })
+    .await;
+    first.close().await.ok();
+    second.close().await.ok();
+}
+
+/// Item 8: an admin action after an old sign-in asks to confirm; Logto re-authenticates for
+/// `max_age`, returns `auth_time`, and the action then succeeds.
+#[sqlx::test]
+async fn an_admin_action_after_an_old_sign_in_steps_up_at_logto(pool: PgPool) {
+    let logto = &*LOGTO;
+    let (admin_name, admin_id) = new_user(logto, "Frances Allen").await.expect("user");
+    let (other_name, _) = new_user(logto, "Radia Perlman").await.expect("user");
+    let settings = [("ADMIN_SUBJECTS", admin_id.as_str()), ("ADMIN_MAX_AUTH_AGE", "4s")];
+    let app = TestApp::start(logto, pool, AppOptions { settings: &settings, ..Default::default() })
+        .await
+        .expect("app");
+    let driver = Driver::start().await.expect("chromedriver");
+    let admin = driver.browser().await.expect("browser");
+    let other = driver.browser().await.expect("browser");
+    scenario("logto_step_up", &admin, || async {
+        app.sign_in(&other, &other_name).await?;
+        app.sign_in(&admin, &admin_name).await?;
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        admin.goto(&app.url("/admin")).await?;
+        admin.find(fantoccini::Locator::LinkText("Radia Perlman")).await?.click().await?;
+        let page = admin.current_url().await?;
+        text_of(&admin, "#step-up-notice").await?;
+        click(&admin, "#step-up").await?;
+        // Logto asks again (the sign-in is older than max_age) …
+        reauthenticate_at_logto(&admin, &admin_name).await?;
+        // … and the app accepts the fresh auth_time: back on the page, the action allowed.
+        click(&admin, "#sign-out-everywhere").await?;
+        text_of(&admin, "#no-sessions").await?;
+        ensure!(admin.current_url().await?.path() == page.path(), "back on the user's page");
+        other.goto(&app.url("/")).await?;
+        text_of(&other, "#sign-in").await.context("the other user was signed out")?;
+        Ok(())
+    })
+    .await;
+    admin.close().await.ok();
+    other.close().await.ok();
+}
+
+/// Logto's answer to `max_age` for a signed-in user: its sign-in form again (with the
+/// identifier, when Logto asks for it), then back to the app.
+async fn reauthenticate_at_logto(browser: &fantoccini::Client, username: &str) -> anyhow::Result<()> {
+    wait_for(browser, "input[name=password]").await.context("Logto asks to sign in again")?;
+    if let Ok(identifier) = browser.find(fantoccini::Locator::Css("input[name=identifier]")).await {
+        identifier.clear().await?;
+        identifier.send_keys(username).await?;
+    }
+    confirm_password_at_logto(browser).await
+}
+
+/// Item 9: discovery and URLs as the compose stack uses them. The browser goes to Logto's
+/// public endpoint (`LOGTO_ENDPOINT`), the app's own calls go through another name for the same
+/// Logto (`LOGTO_INTERNAL_ENDPOINT`, here a counting TCP relay on another port).
+#[sqlx::test]
+async fn the_browser_uses_the_public_endpoint_and_the_app_the_internal_one(pool: PgPool) {
+    let logto = &*LOGTO;
+    let relay = Relay::start(&logto.env.endpoint).await.expect("relay");
+    let internal = format!("http://localhost:{}", relay.port);
+    let app = TestApp::start(
+        logto,
+        pool,
+        AppOptions { settings: &[("LOGTO_INTERNAL_ENDPOINT", &internal)], ..Default::default() },
+    )
+    .await
+    .expect("app");
+    let (username, user_id) = new_user(logto, "Edsger Dijkstra").await.expect("user");
+    let driver = Driver::start().await.expect("chromedriver");
+    let browser = driver.browser().await.expect("browser");
+    scenario("logto_internal_endpoint", &browser, || async {
+        let before = relay.connections();
+        ensure!(before > 0, "discovery went through the internal endpoint");
+        browser.goto(&app.url("/")).await?;
+        click(&browser, "#sign-in").await?;
+        wait_for(&browser, "input[name=identifier]").await?;
+        let at = browser.current_url().await?;
+        ensure!(at.as_str().starts_with(&logto.env.endpoint), "the browser is on the public endpoint: {at}");
+        password_sign_in_at_logto(&browser, &username).await?;
+        text_of(&browser, "#display-name").await?;
+        ensure!(app.me(&browser).await?["sub"] == user_id.as_str());
+        ensure!(relay.connections() > before, "the token and userinfo calls went through the internal endpoint");
+        // Sign-out sends the browser to the public end-session endpoint.
+        browser.goto(&app.url("/")).await?;
+        click(&browser, "#sign-out").await?;
+        text_of(&browser, "#sign-in").await?;
+        Ok(())
+    })
+    .await;
+    browser.close().await.ok();
+}
+
+/// A TCP relay to Logto on its own port that counts connections (another "host name" for the
+/// same Logto, like `http://logto:3001` inside Docker).
+struct Relay {
+    port: u16,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Relay {
+    async fn start(target: &str) -> anyhow::Result<Self> {
+        let target = url::Url::parse(target)?;
+        let upstream = format!("{}:{}", target.host_str().unwrap_or("127.0.0.1"), target.port_or_known_default().unwrap_or(80));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Ok(Self { port, count })
+    }
+
+    fn connections(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
