@@ -36,6 +36,9 @@ pub struct Settings {
     pub session_max_lifetime: Duration,
     /// Minimum time between two JWKS fetches triggered by an unknown `kid`.
     pub jwks_refetch_cooldown: Duration,
+    /// A fetched JWKS is trusted this long; then it is fetched again and keys Logto no longer
+    /// publishes are dropped.
+    pub jwks_max_age: Duration,
     /// Users whose Logto `roles` claim contains this role are admins.
     pub admin_role: String,
     /// Logto user ids (`sub`) that are admins regardless of roles (bootstrap).
@@ -151,6 +154,10 @@ impl Settings {
             None => Duration::from_secs(30),
             Some(v) => parse_duration("JWKS_REFETCH_COOLDOWN", &v)?,
         };
+        let jwks_max_age = match get("JWKS_MAX_AGE") {
+            None => Duration::from_secs(600),
+            Some(v) => parse_duration("JWKS_MAX_AGE", &v)?,
+        };
         let admin_role = get("ADMIN_ROLE").unwrap_or("admin".into());
         let admin_subjects: Vec<String> = get("ADMIN_SUBJECTS")
             .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
@@ -187,6 +194,7 @@ impl Settings {
             session_idle_timeout,
             session_max_lifetime,
             jwks_refetch_cooldown,
+            jwks_max_age,
             admin_role,
             admin_subjects,
             admin_max_auth_age,

@@ -133,6 +133,20 @@ async fn forget_idle_rate_limit_clients(state: web::Data<AppState>) {
     }
 }
 
+/// Fetches Logto's JWKS every half `JWKS_MAX_AGE`, so sign-ins rarely wait for a fetch and a
+/// key Logto stopped publishing stops being accepted within `JWKS_MAX_AGE`.
+async fn keep_jwks_fresh(state: web::Data<AppState>) {
+    let mut ticks = tokio::time::interval(state.settings.jwks_max_age / 2);
+    loop {
+        ticks.tick().await;
+        if let Some(metadata) = state.provider.metadata()
+            && let Err(error) = state.jwks.refresh(state.provider.http(), metadata.jwks_uri.as_str()).await
+        {
+            tracing::warn!(%error, "background JWKS refresh failed");
+        }
+    }
+}
+
 impl Application {
     /// Binds the listener, starts provider discovery in the background and builds the server.
     /// Migrations are the caller's job (`main` runs them; tests get a migrated database).
@@ -169,7 +183,7 @@ impl Application {
             pool: pool.clone(),
             tera: crate::templates::load(templates_dir)?,
             provider,
-            jwks: JwksCache::new(settings.jwks_refetch_cooldown),
+            jwks: JwksCache::new(settings.jwks_max_age, settings.jwks_refetch_cooldown),
             headers: routes::headers::SecurityHeaders::new(&settings),
             admin_counts: crate::admin::CountsCache::default(),
             search_trigrams: Arc::default(),
@@ -178,6 +192,7 @@ impl Application {
             token_cipher: token_cipher.clone(),
         });
         tokio::spawn(forget_idle_rate_limit_clients(state.clone()));
+        tokio::spawn(keep_jwks_fresh(state.clone()));
         let key = Key::derive_from(settings.session_secret_bytes());
         let store = PgSessionStore::new(
             pool,

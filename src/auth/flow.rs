@@ -22,7 +22,7 @@ use url::Url;
 use super::discovery::ProviderMetadata;
 use super::http::{CallError, ProviderHttp};
 use super::id_token::{self, Expectations, IdTokenClaims};
-use super::jwks::JwksCache;
+use super::jwks::{Caller, JwksCache};
 use super::jwt::{TokenError, Verifier};
 use super::pending::PendingLogin;
 use crate::config::Settings;
@@ -73,12 +73,13 @@ pub struct VerifiedSignIn {
     pub tokens: TokenSet,
 }
 
-/// The verifier for tokens signed by this provider for this client.
+/// The verifier for tokens signed by this provider for this client, presented by `caller`.
 pub fn verifier<'a>(
     settings: &'a Settings,
     metadata: &'a ProviderMetadata,
     http: &'a ProviderHttp,
     jwks: &'a JwksCache,
+    caller: Caller,
 ) -> Verifier<'a> {
     Verifier {
         jwks,
@@ -87,6 +88,7 @@ pub fn verifier<'a>(
         allowed: &metadata.id_token_algorithms,
         issuer: &metadata.issuer,
         client_id: &settings.logto_app_id,
+        caller,
     }
 }
 
@@ -185,7 +187,7 @@ pub async fn finish_sign_in<F: Future>(
     };
     let now = unix_now();
     let claims = id_token::validate(
-        &verifier(settings, metadata, http, jwks),
+        &verifier(settings, metadata, http, jwks, Caller::TokenEndpoint),
         &raw_id_token,
         &Expectations {
             nonce: Some(&pending.nonce),

@@ -1,24 +1,32 @@
-//! The provider's signing keys, cached by `kid`.
+//! The provider's signing keys, cached by `kid`, never trusted for longer than `max_age`.
 //!
-//! Keys come only from the discovered `jwks_uri` (never from token headers). An unknown `kid`
-//! triggers one refetch, at most once per cooldown (30 s by default), so Logto key rotation works
-//! without a restart while a flood of tokens with random `kid`s cannot hammer the provider.
+//! Keys come only from the discovered `jwks_uri` (never from token headers). The set is fetched
+//! again once it is older than `max_age` (10 min by default; the app also refreshes it in the
+//! background), and the new set replaces the old one: a key Logto stopped publishing is no
+//! longer accepted. An unknown `kid` triggers one refetch, at most once per cooldown (30 s by
+//! default) for each kind of caller, so Logto key rotation works without a restart, a flood of
+//! tokens with random `kid`s cannot hammer the provider, and anonymous back-channel posts cannot
+//! use up the refetches that sign-ins need. Fetches run one at a time (single flight) and
+//! outside the lock readers take.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use tokio::sync::Mutex;
 
 use super::http::{CallError, ProviderHttp};
 
-#[derive(Default)]
-struct Cache {
-    uri: Option<String>,
-    /// The usable keys of the last fetched set, ready to verify with (built once per fetch).
-    keys: Option<Arc<[SigningKey]>>,
-    fetched_at: Option<Instant>,
+/// While the provider cannot be reached, a set older than `max_age` is still used for this long
+/// (signing in keeps working through a short JWKS outage); after that, verification is an outage.
+pub const STALE_GRACE: Duration = Duration::from_secs(3600);
+
+/// One fetched key set.
+struct KeySet {
+    uri: String,
+    /// The usable keys, ready to verify with (built once per fetch).
+    keys: Vec<SigningKey>,
+    fetched_at: Instant,
 }
 
 #[derive(serde::Deserialize)]
@@ -26,9 +34,29 @@ struct RawJwks {
     keys: Vec<serde_json::Value>,
 }
 
+/// Who presents the token, for the unknown-`kid` refetch budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// A token the app received from the token endpoint (ID tokens at sign-in and refresh).
+    TokenEndpoint,
+    /// A token anyone can post (back-channel logout tokens).
+    Anonymous,
+}
+
 pub struct JwksCache {
-    cache: Mutex<Cache>,
+    current: RwLock<Option<Arc<KeySet>>>,
+    /// Held while fetching: one fetch at a time.
+    fetching: tokio::sync::Mutex<FetchLog>,
+    max_age: Duration,
     cooldown: Duration,
+}
+
+#[derive(Default)]
+struct FetchLog {
+    /// The last unknown-`kid` refetch (or regular fetch), per caller kind.
+    unknown_kid: [Option<Instant>; 2],
+    /// The last failed fetch (no new attempt within the cooldown).
+    failed_at: Option<Instant>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,44 +77,116 @@ pub struct SigningKey {
     pub algorithms: Vec<Algorithm>,
 }
 
+/// Why a fetch is wanted.
+#[derive(Clone, Copy)]
+enum Reason {
+    /// None yet, or older than `max_age`.
+    Stale,
+    /// A token names a `kid` the current set does not have.
+    UnknownKid(Caller),
+}
+
 impl JwksCache {
-    /// `cooldown`: the minimum time between two fetches (30 s in production).
-    pub fn new(cooldown: Duration) -> Self {
-        Self { cache: Mutex::new(Cache::default()), cooldown }
+    /// `max_age`: how long a fetched set is trusted (10 min in production); `cooldown`: the
+    /// minimum time between two unknown-`kid` refetches per caller kind (30 s).
+    pub fn new(max_age: Duration, cooldown: Duration) -> Self {
+        Self { current: RwLock::new(None), fetching: tokio::sync::Mutex::default(), max_age, cooldown }
     }
 
-    /// Finds the key for a token header's `kid`, refetching the set once if it is unknown.
+    fn snapshot(&self, jwks_uri: &str) -> Option<Arc<KeySet>> {
+        let current = self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        current.as_ref().filter(|set| set.uri == jwks_uri).cloned()
+    }
+
+    /// The key for a token header's `kid` and `alg`, from a set no older than `max_age`
+    /// (refetched first when it is), refetching once if the `kid` is unknown.
     pub async fn key_for(
         &self,
         http: &ProviderHttp,
         jwks_uri: &str,
         kid: Option<&str>,
+        alg: Algorithm,
+        caller: Caller,
     ) -> Result<SigningKey, KeyError> {
-        let mut cache = self.cache.lock().await;
-        if cache.uri.as_deref() != Some(jwks_uri) {
-            *cache = Cache { uri: Some(jwks_uri.to_owned()), ..Cache::default() };
-        }
-        if let Some(keys) = &cache.keys
-            && let Some(key) = select(keys, kid)
-        {
+        let mut set = match self.snapshot(jwks_uri) {
+            Some(set) if set.fetched_at.elapsed() < self.max_age => set,
+            stale => match self.fetch(http, jwks_uri, Reason::Stale).await {
+                Ok(Some(set)) => set,
+                Ok(None) => stale.ok_or_else(|| KeyError::UnknownKid(kid.unwrap_or_default().to_owned()))?,
+                Err(e) => match stale.filter(|s| s.fetched_at.elapsed() < self.max_age + STALE_GRACE) {
+                    Some(stale) => {
+                        tracing::warn!(error = %e, "JWKS refresh failed: using the previous set for now");
+                        stale
+                    }
+                    None => return Err(e),
+                },
+            },
+        };
+        if let Some(key) = select(&set.keys, kid, alg) {
             return Ok(key);
         }
-        let may_fetch = cache.fetched_at.is_none_or(|t| t.elapsed() >= self.cooldown);
-        if may_fetch {
-            // Record the attempt before fetching, so a failing JWKS is also rate-limited.
-            cache.fetched_at = Some(Instant::now());
-            let raw: RawJwks = http.get_json(jwks_uri, None).await.map_err(KeyError::Fetch)?;
-            // Parse key by key: one key of a type we do not know must not hide the others.
-            let keys = JwkSet { keys: raw.keys.into_iter().filter_map(|k| serde_json::from_value(k).ok()).collect() };
-            tracing::info!(keys = keys.keys.len(), "fetched the provider's JWKS");
-            cache.keys = Some(usable_keys(&keys).into());
-        } else {
-            tracing::warn!(?kid, "unknown kid within the JWKS refetch cooldown");
+        if let Ok(Some(fresh)) = self.fetch(http, jwks_uri, Reason::UnknownKid(caller)).await {
+            set = fresh;
         }
-        cache.keys.as_ref().and_then(|keys| select(keys, kid)).ok_or_else(|| match kid {
+        select(&set.keys, kid, alg).ok_or_else(|| match kid {
             Some(kid) => KeyError::UnknownKid(kid.to_owned()),
             None => KeyError::AmbiguousKey,
         })
+    }
+
+    /// Fetches the set now unless it is fresh (the background refresher calls this every half
+    /// `max_age`, so requests rarely wait for a fetch).
+    pub async fn refresh(&self, http: &ProviderHttp, jwks_uri: &str) -> Result<(), KeyError> {
+        if self.snapshot(jwks_uri).is_some_and(|s| s.fetched_at.elapsed() < self.max_age / 2) {
+            return Ok(());
+        }
+        self.fetch(http, jwks_uri, Reason::Stale).await.map(|_| ())
+    }
+
+    /// One fetch at a time. Returns the set fetched (or fetched by another caller while this one
+    /// waited), or `None` when a cooldown forbids fetching now.
+    async fn fetch(
+        &self,
+        http: &ProviderHttp,
+        jwks_uri: &str,
+        reason: Reason,
+    ) -> Result<Option<Arc<KeySet>>, KeyError> {
+        let asked_at = Instant::now();
+        let mut log = self.fetching.lock().await;
+        if let Some(set) = self.snapshot(jwks_uri)
+            && set.fetched_at >= asked_at
+        {
+            return Ok(Some(set));
+        }
+        if log.failed_at.is_some_and(|t| t.elapsed() < self.cooldown.min(Duration::from_secs(5))) {
+            return Ok(None);
+        }
+        match reason {
+            Reason::UnknownKid(caller) => {
+                let slot = &mut log.unknown_kid[caller as usize];
+                if slot.is_some_and(|t| t.elapsed() < self.cooldown) {
+                    tracing::warn!(?caller, "unknown kid within the JWKS refetch cooldown");
+                    return Ok(None);
+                }
+                *slot = Some(Instant::now());
+            }
+            // A set fetched now is as good as an unknown-kid refetch, for every caller.
+            Reason::Stale => log.unknown_kid = [Some(Instant::now()); 2],
+        }
+        let raw: RawJwks = match http.get_json(jwks_uri, None).await {
+            Ok(raw) => raw,
+            Err(e) => {
+                log.failed_at = Some(Instant::now());
+                return Err(KeyError::Fetch(e));
+            }
+        };
+        log.failed_at = None;
+        // Parse key by key: one key of a type we do not know must not hide the others.
+        let keys = JwkSet { keys: raw.keys.into_iter().filter_map(|k| serde_json::from_value(k).ok()).collect() };
+        let set = Arc::new(KeySet { uri: jwks_uri.to_owned(), keys: usable_keys(&keys), fetched_at: Instant::now() });
+        tracing::info!(keys = set.keys.len(), "fetched the provider's JWKS");
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(set.clone());
+        Ok(Some(set))
     }
 }
 
@@ -94,18 +194,14 @@ fn usable_keys(keys: &JwkSet) -> Vec<SigningKey> {
     keys.keys.iter().filter_map(usable_key).collect()
 }
 
-/// Picks the key for `kid`; without a `kid`, the one usable key if there is exactly one.
-/// A `kid` published twice is ambiguous and matches nothing.
-fn select(usable: &[SigningKey], kid: Option<&str>) -> Option<SigningKey> {
-    match kid {
-        Some(kid) => {
-            let mut matching = usable.iter().filter(|k| k.kid.as_deref() == Some(kid));
-            let first = matching.next()?;
-            matching.next().is_none().then(|| first.clone())
-        }
-        None if usable.len() == 1 => usable.first().cloned(),
-        None => None,
-    }
+/// Picks the key for `kid` that allows `alg`; without a `kid`, the one usable key for `alg` if
+/// there is exactly one. Two keys with one `kid` that both allow `alg` are ambiguous and match
+/// nothing (one `kid` for an EC and an RSA key is fine: the algorithm tells them apart).
+fn select(usable: &[SigningKey], kid: Option<&str>, alg: Algorithm) -> Option<SigningKey> {
+    let mut matching =
+        usable.iter().filter(|k| k.algorithms.contains(&alg) && (kid.is_none() || k.kid.as_deref() == kid));
+    let first = matching.next()?;
+    matching.next().is_none().then(|| first.clone())
 }
 
 /// A public signature key and the algorithms it allows: its own `alg` when it names one, else
@@ -176,11 +272,12 @@ mod tests {
         let keys = set(serde_json::json!({"keys": [
             {"kty": "EC", "crv": "P-384", "x": P384_X, "y": P384_Y, "kid": "a", "use": "sig"}
         ]}));
-        let key = select(&keys, Some("a")).expect("key");
+        let key = select(&keys, Some("a"), Algorithm::ES384).expect("key");
         assert_eq!(key.algorithms, vec![Algorithm::ES384]);
-        assert!(select(&keys, Some("b")).is_none());
+        assert!(select(&keys, Some("a"), Algorithm::ES256).is_none());
+        assert!(select(&keys, Some("b"), Algorithm::ES384).is_none());
         // A single key with no kid in the header is selected (KEY-01).
-        assert!(select(&keys, None).is_some());
+        assert!(select(&keys, None, Algorithm::ES384).is_some());
     }
 
     #[test]
@@ -191,9 +288,23 @@ mod tests {
             {"kty": "EC", "crv": "P-384", "x": P384_X, "y": P384_Y, "kid": "dup"},
             {"kty": "EC", "crv": "P-384", "x": P384_X, "y": P384_Y, "kid": "wrongalg", "alg": "ES256"}
         ]}));
-        assert!(select(&keys, Some("enc")).is_none());
-        assert!(select(&keys, Some("dup")).is_none());
-        assert!(select(&keys, Some("wrongalg")).is_none());
-        assert!(select(&keys, None).is_none(), "several usable keys and no kid is ambiguous");
+        assert!(select(&keys, Some("enc"), Algorithm::ES384).is_none());
+        assert!(select(&keys, Some("dup"), Algorithm::ES384).is_none());
+        assert!(select(&keys, Some("wrongalg"), Algorithm::ES384).is_none());
+        assert!(select(&keys, Some("wrongalg"), Algorithm::ES256).is_none());
+        assert!(select(&keys, None, Algorithm::ES384).is_none(), "several usable keys and no kid is ambiguous");
+    }
+
+    /// One `kid` shared by an EC and an RSA key: each token finds the key of its algorithm.
+    #[test]
+    fn one_kid_for_keys_of_different_types_is_told_apart_by_the_algorithm() {
+        let n = "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw";
+        let keys = set(serde_json::json!({"keys": [
+            {"kty": "EC", "crv": "P-384", "x": P384_X, "y": P384_Y, "kid": "same", "use": "sig"},
+            {"kty": "RSA", "n": n, "e": "AQAB", "kid": "same", "use": "sig"}
+        ]}));
+        assert_eq!(keys.len(), 2);
+        assert_eq!(select(&keys, Some("same"), Algorithm::ES384).expect("EC").algorithms, vec![Algorithm::ES384]);
+        assert!(select(&keys, Some("same"), Algorithm::RS256).expect("RSA").algorithms.contains(&Algorithm::RS256));
     }
 }

@@ -8,7 +8,7 @@ use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde::de::DeserializeOwned;
 
 use super::http::ProviderHttp;
-use super::jwks::{JwksCache, KeyError};
+use super::jwks::{Caller, JwksCache, KeyError};
 
 /// Clock skew tolerated on `exp` and `iat`.
 pub const LEEWAY_SECS: u64 = 60;
@@ -55,6 +55,8 @@ pub struct Verifier<'a> {
     pub allowed: &'a [Algorithm],
     pub issuer: &'a str,
     pub client_id: &'a str,
+    /// Who presented the token (for the unknown-`kid` refetch budget).
+    pub caller: Caller,
 }
 
 impl Verifier<'_> {
@@ -86,10 +88,7 @@ impl Verifier<'_> {
         if !self.allowed.contains(&header.alg) {
             return Err(TokenError::Algorithm(format!("{:?}", header.alg)));
         }
-        let key = self.jwks.key_for(self.http, self.jwks_uri, header.kid.as_deref()).await?;
-        if !key.algorithms.contains(&header.alg) {
-            return Err(TokenError::Algorithm(format!("{:?} (not the key's algorithm)", header.alg)));
-        }
+        let key = self.jwks.key_for(self.http, self.jwks_uri, header.kid.as_deref(), header.alg, self.caller).await?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = LEEWAY_SECS;
         validation.set_issuer(&[self.issuer]);

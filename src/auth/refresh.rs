@@ -186,7 +186,13 @@ async fn check_refreshed_id_token(
     original: Option<&str>,
     raw: &str,
 ) -> Result<IdTokenClaims, String> {
-    let verifier = flow::verifier(&state.settings, metadata, state.provider.http(), &state.jwks);
+    let verifier = flow::verifier(
+        &state.settings,
+        metadata,
+        state.provider.http(),
+        &state.jwks,
+        crate::auth::jwks::Caller::TokenEndpoint,
+    );
     let claims = id_token::validate(
         &verifier,
         raw,

@@ -50,7 +50,13 @@ pub async fn backchannel_logout(
     let Some(metadata) = state.provider.metadata() else {
         return bad_request("temporarily_unavailable", "provider metadata not loaded");
     };
-    let verifier = flow::verifier(&state.settings, &metadata, state.provider.http(), &state.jwks);
+    let verifier = flow::verifier(
+        &state.settings,
+        &metadata,
+        state.provider.http(),
+        &state.jwks,
+        crate::auth::jwks::Caller::Anonymous,
+    );
     let logout = match logout_token::validate(&verifier, &token, unix_now()).await {
         Ok(logout) => logout,
         Err(error) => {

@@ -296,3 +296,44 @@ async fn the_refresh_tokens_of_ended_sessions_are_revoked(pool: PgPool) {
     }
     panic!("the refresh token was not revoked");
 }
+
+/// KEY-03/KEY-04 (lifecycle issue, item 4): a key the provider stopped publishing is not trusted
+/// once the cached set is older than `JWKS_MAX_AGE`: a logout token signed by it is refused.
+#[sqlx::test]
+async fn a_key_the_provider_no_longer_publishes_is_refused_after_jwks_max_age(pool: PgPool) {
+    let app = spawn_app_with(pool, crate::fake_op::FakeOp::start().await, &[("JWKS_MAX_AGE", "1")]).await;
+    app.signed_in(&TestUser::alice()).await;
+    // Signed by key A, which the provider then retires (only key B is published).
+    let token = app.op.logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
+    app.op.set_keys(vec![TestKey::es384_b()]);
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let response = post_logout(&app, form(&token)).await;
+    assert_eq!(response.status(), 400, "a retired key's token is refused");
+    assert_eq!(app.me_status().await, 200, "the session survived");
+    // A token signed by the published key is accepted.
+    let token = app.op.logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
+    assert_eq!(post_logout(&app, form(&token)).await.status(), 200);
+    assert_eq!(app.me_status().await, 401);
+}
+
+/// Lifecycle issue, item 3: anonymous back-channel posts with unknown `kid`s cannot use up the
+/// JWKS refetch that a sign-in after a key rotation needs.
+#[sqlx::test]
+async fn back_channel_posts_cannot_spend_the_refetch_a_sign_in_needs(pool: PgPool) {
+    let app = spawn_app_with(pool, crate::fake_op::FakeOp::start().await, &[("JWKS_REFETCH_COOLDOWN", "2")]).await;
+    app.signed_in(&TestUser::alice()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let forged =
+        app.op.logout_token(Some("alice0000001"), Some("sid-alice-1"), |h, _| h.kid = Some("random-kid".into()));
+    let fetches = app.op.counters().jwks;
+    assert_eq!(post_logout(&app, form(&forged)).await.status(), 400);
+    assert_eq!(app.op.counters().jwks, fetches + 1, "the anonymous refetch");
+    let fetches = app.op.counters().jwks;
+    app.op.rotate_to(TestKey::es384_b());
+    let response = app.sign_in_as(&TestUser::named("bob0000000001", "Bob")).await;
+    assert_eq!(response.status(), 303, "the sign-in with the new key refetched the JWKS");
+    assert_eq!(app.op.counters().jwks, fetches + 1);
+    // The anonymous budget is spent: another unknown kid does not fetch again.
+    assert_eq!(post_logout(&app, form(&forged)).await.status(), 400);
+    assert_eq!(app.op.counters().jwks, fetches + 1);
+}

@@ -22,9 +22,19 @@ use stack::*;
 
 static LOGTO: LazyLock<Management> = LazyLock::new(|| Management::new(LogtoEnv::from_env()));
 
+/// Rotating Logto's signing keys (twice) retires a key that a token of a scenario running at the
+/// same moment may be signed with: that scenario takes this lock for writing, all others for
+/// reading.
+static SIGNING_KEYS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// The Management API client and a read hold on the signing keys for the whole scenario.
+async fn logto() -> (&'static Management, tokio::sync::RwLockReadGuard<'static, ()>) {
+    (&LOGTO, SIGNING_KEYS.read().await)
+}
+
 #[sqlx::test]
 async fn password_sign_in_through_logtos_hosted_page_shows_the_profile(pool: PgPool) {
-    let logto = &*LOGTO;
+    let (logto, _keys) = logto().await;
     let app = TestApp::start(logto, pool, AppOptions::default()).await.expect("app");
     let (username, user_id) = new_user(logto, "Ada Lovelace").await.expect("user");
     let driver = Driver::start().await.expect("chromedriver");
@@ -45,13 +55,18 @@ async fn password_sign_in_through_logtos_hosted_page_shows_the_profile(pool: PgP
 /// are those the user's roles grant, of those requested.
 #[sqlx::test]
 async fn tokens_for_four_api_resources_at_once_carry_what_the_roles_grant(pool: PgPool) {
-    let logto = &*LOGTO;
+    let (logto, _keys) = logto().await;
     let mut indicators = Vec::new();
     let mut granted = Vec::new();
     for i in 0..4 {
         let indicator = format!("https://{}.api.test", management::unique("res").replace('_', "-"));
         let (_, scopes) = logto
-            .create_resource(&management::unique("resource"), &indicator, 3600, &[&format!("read:r{i}"), &format!("write:r{i}")])
+            .create_resource(
+                &management::unique("resource"),
+                &indicator,
+                3600,
+                &[&format!("read:r{i}"), &format!("write:r{i}")],
+            )
             .await
             .expect("resource");
         // The role grants read on every resource, write only on the first.
@@ -65,9 +80,10 @@ async fn tokens_for_four_api_resources_at_once_carry_what_the_roles_grant(pool: 
     let configured: Vec<String> =
         indicators.iter().enumerate().map(|(i, r)| format!("{r} read:r{i} write:r{i}")).collect();
     let configured = configured.join(", ");
-    let app = TestApp::start(logto, pool, AppOptions { settings: &[("LOGTO_RESOURCES", &configured)], ..Default::default() })
-        .await
-        .expect("app");
+    let app =
+        TestApp::start(logto, pool, AppOptions { settings: &[("LOGTO_RESOURCES", &configured)], ..Default::default() })
+            .await
+            .expect("app");
     let (username, user_id) = new_user(logto, "Grace Hopper").await.expect("user");
     logto.assign_roles(&user_id, &[role]).await.expect("roles");
     let driver = Driver::start().await.expect("chromedriver");
@@ -86,17 +102,22 @@ async fn tokens_for_four_api_resources_at_once_carry_what_the_roles_grant(pool: 
             ensure!(claims["aud"] == indicators[i].as_str(), "resource {i} aud: {claims}");
             let mut scopes: Vec<&str> = claims["scope"].as_str().unwrap_or_default().split(' ').collect();
             scopes.sort_unstable();
-            let expected: Vec<String> = if i == 0 { vec!["read:r0".into(), "write:r0".into()] } else { vec![format!("read:r{i}")] };
+            let expected: Vec<String> =
+                if i == 0 { vec!["read:r0".into(), "write:r0".into()] } else { vec![format!("read:r{i}")] };
             ensure!(scopes == expected, "resource {i} scopes {scopes:?}, expected {expected:?}");
         }
         // The session keeps working: its own token, and a resource token again (cached).
         ensure!(access_token(&app, &cookie, "").await?.0 == 200, "the session's own token");
-        let again = access_token(&app, &cookie, &format!("?resource={}", management::urlencode(&indicators[3]))).await?;
+        let again =
+            access_token(&app, &cookie, &format!("?resource={}", management::urlencode(&indicators[3]))).await?;
         ensure!(again.0 == 200, "{again:?}");
         ensure!(app.me(&browser).await?["sub"] == user_id.as_str());
         // A resource Logto knows but this app does not request: refused here, before Logto.
         let (status, body) = access_token(&app, &cookie, "?resource=https%3A%2F%2Fdefault.logto.app%2Fapi").await?;
-        ensure!(status == 400 && body["message"].as_str().is_some_and(|m| m.contains("LOGTO_RESOURCES")), "{status} {body}");
+        ensure!(
+            status == 400 && body["message"].as_str().is_some_and(|m| m.contains("LOGTO_RESOURCES")),
+            "{status} {body}"
+        );
         Ok(())
     })
     .await;
@@ -107,7 +128,7 @@ async fn tokens_for_four_api_resources_at_once_carry_what_the_roles_grant(pool: 
 /// they do not belong to (and the session survives it).
 #[sqlx::test]
 async fn organization_tokens_only_for_the_users_organizations(pool: PgPool) {
-    let logto = &*LOGTO;
+    let (logto, _keys) = logto().await;
     let scopes = format!("{} urn:logto:scope:organizations", logto_signin::config::DEFAULT_SCOPES);
     let app = TestApp::start(logto, pool, AppOptions { settings: &[("LOGTO_SCOPES", &scopes)], ..Default::default() })
         .await
@@ -139,7 +160,7 @@ async fn organization_tokens_only_for_the_users_organizations(pool: PgPool) {
 /// detection (which would revoke the grant).
 #[sqlx::test]
 async fn two_instances_refreshing_one_session_at_once_keep_it_alive(pool: PgPool) {
-    let logto = &*LOGTO;
+    let (logto, _keys) = logto().await;
     let indicator = format!("https://{}.api.test", management::unique("short").replace('_', "-"));
     // Shorter than the app's 60 s refresh margin: every request for it refreshes.
     logto.create_resource(&management::unique("short-lived"), &indicator, 30, &[]).await.expect("resource");
@@ -256,7 +277,7 @@ impl<T> AnyhowContext<T> for anyhow::Result<T> {
 /// app's callback is a clear 4xx.
 #[sqlx::test]
 async fn continue_with_hugging_face_through_logtos_connector(pool: PgPool) {
-    let logto = &*LOGTO;
+    let (logto, _keys) = logto().await;
     let hf_client = management::unique("hf_client");
     let hf_secret = management::unique("hf_secret");
     let connector = logto.configure_hugging_face(&hf_client, &hf_secret).await.expect("connector");
@@ -316,12 +337,31 @@ async fn continue_with_hugging_face_through_logtos_connector(pool: PgPool) {
     // Logto's own error redirect shape, as the app's callback receives it.
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let start = http.get(app.url("/sign-in")).send().await.expect("sign-in");
-    let cookie = start.headers().get("set-cookie").and_then(|c| c.to_str().ok()).expect("cookie").split(';').next().unwrap().to_owned();
+    let cookie = start
+        .headers()
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .expect("cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let location = start.headers()["location"].to_str().expect("location").to_owned();
-    let state = url::Url::parse(&location).expect("url").query_pairs().find(|(k, _)| k == "state").expect("state").1.into_owned();
+    let state = url::Url::parse(&location)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .expect("state")
+        .1
+        .into_owned();
     let callback = http
         .get(app.url("/callback"))
-        .query(&[("error", "access_denied"), ("error_description", "denied"), ("state", &state), ("iss", &logto.env.issuer())])
+        .query(&[
+            ("error", "access_denied"),
+            ("error_description", "denied"),
+            ("state", &state),
+            ("iss", &logto.env.issuer()),
+        ])
         .header("Cookie", cookie)
         .send()
         .await
@@ -339,7 +379,7 @@ async fn continue_with_hugging_face_through_logtos_connector(pool: PgPool) {
 /// while a second browser's session of the same user stays.
 #[sqlx::test]
 async fn sign_out_ends_the_logto_session_and_back_channel_ends_exactly_that_session(pool: PgPool) {
-    let logto = &*LOGTO;
+    let (logto, _keys) = logto().await;
     // Two apps in one browser need two host names (cookies are per host, not per port).
     let shop = TestApp::start(logto, pool.clone(), AppOptions { host: Some("localhost"), ..Default::default() })
         .await
@@ -397,13 +437,11 @@ async fn sign_out_ends_the_logto_session_and_back_channel_ends_exactly_that_sess
 /// `max_age`, returns `auth_time`, and the action then succeeds.
 #[sqlx::test]
 async fn an_admin_action_after_an_old_sign_in_steps_up_at_logto(pool: PgPool) {
-    let logto = &*LOGTO;
+    let (logto, _keys) = logto().await;
     let (admin_name, admin_id) = new_user(logto, "Frances Allen").await.expect("user");
     let (other_name, _) = new_user(logto, "Radia Perlman").await.expect("user");
     let settings = [("ADMIN_SUBJECTS", admin_id.as_str()), ("ADMIN_MAX_AUTH_AGE", "4s")];
-    let app = TestApp::start(logto, pool, AppOptions { settings: &settings, ..Default::default() })
-        .await
-        .expect("app");
+    let app = TestApp::start(logto, pool, AppOptions { settings: &settings, ..Default::default() }).await.expect("app");
     let driver = Driver::start().await.expect("chromedriver");
     let admin = driver.browser().await.expect("browser");
     let other = driver.browser().await.expect("browser");
@@ -447,7 +485,7 @@ async fn reauthenticate_at_logto(browser: &fantoccini::Client, username: &str) -
 /// Logto (`LOGTO_INTERNAL_ENDPOINT`, here a counting TCP relay on another port).
 #[sqlx::test]
 async fn the_browser_uses_the_public_endpoint_and_the_app_the_internal_one(pool: PgPool) {
-    let logto = &*LOGTO;
+    let (logto, _keys) = logto().await;
     let relay = Relay::start(&logto.env.endpoint).await.expect("relay");
     let internal = format!("http://localhost:{}", relay.port);
     let app = TestApp::start(
@@ -492,7 +530,8 @@ struct Relay {
 impl Relay {
     async fn start(target: &str) -> anyhow::Result<Self> {
         let target = url::Url::parse(target)?;
-        let upstream = format!("{}:{}", target.host_str().unwrap_or("127.0.0.1"), target.port_or_known_default().unwrap_or(80));
+        let upstream =
+            format!("{}:{}", target.host_str().unwrap_or("127.0.0.1"), target.port_or_known_default().unwrap_or(80));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -514,4 +553,69 @@ impl Relay {
     fn connections(&self) -> usize {
         self.count.load(std::sync::atomic::Ordering::SeqCst)
     }
+}
+
+/// Item 5: key rotation at Logto (Management API). Sign-in keeps working without restarting
+/// the app; once Logto drops the old key (a second rotation) and the cached key set is older
+/// than `JWKS_MAX_AGE`, a token signed by the old key is refused.
+#[sqlx::test]
+async fn signing_key_rotation_at_logto_needs_no_restart_and_retired_keys_are_refused(pool: PgPool) {
+    use logto_signin::auth::{discovery::Provider, flow, http::ProviderHttp, id_token, jwks};
+    let _rotating = SIGNING_KEYS.write().await;
+    let logto = &*LOGTO;
+    let settings = [("JWKS_MAX_AGE", "2")];
+    let app = TestApp::start(logto, pool, AppOptions { settings: &settings, ..Default::default() }).await.expect("app");
+    let (first_user, _) = new_user(logto, "Ken Thompson").await.expect("user");
+    let (second_user, _) = new_user(logto, "Dennis Ritchie").await.expect("user");
+    let driver = Driver::start().await.expect("chromedriver");
+    let first = driver.browser().await.expect("browser");
+    let second = driver.browser().await.expect("browser");
+    scenario("logto_key_rotation", &second, || async {
+        app.sign_in(&first, &first_user).await?;
+        let sealed: String =
+            sqlx::query_scalar("select id_token from sessions where id_token is not null").fetch_one(&app.pool).await?;
+        let old_token = logto_signin::session::sealed::TokenCipher::new(SESSION_SECRET.as_bytes())
+            .open("id_token", &sealed)
+            .context("sealed with the app secret")?;
+        let old_kid = jsonwebtoken::decode_header(&old_token)?.kid;
+
+        let published = logto.rotate_signing_keys().await?;
+        ensure!(published.len() == 2, "the new key signs, the old one stays published: {published:?}");
+        app.sign_in(&second, &second_user).await.context("sign-in after the rotation, same app process")?;
+
+        // The same verification the app does, with its settings, against Logto's JWKS.
+        let http = ProviderHttp::new(std::time::Duration::from_secs(5), std::time::Duration::from_secs(10))?;
+        let provider = Provider::new(std::sync::Arc::new(app.settings.clone()), http);
+        let metadata = provider.discover().await?;
+        let cache = jwks::JwksCache::new(std::time::Duration::from_secs(2), std::time::Duration::from_secs(1));
+        let verify = || async {
+            let verifier =
+                flow::verifier(&app.settings, &metadata, provider.http(), &cache, jwks::Caller::TokenEndpoint);
+            let expectations = id_token::Expectations {
+                nonce: None,
+                not_issued_before: None,
+                max_age: None,
+                access_token: None,
+                now: flow::unix_now(),
+            };
+            id_token::validate(&verifier, &old_token, &expectations).await
+        };
+        ensure!(verify().await.is_ok(), "the previous key is still published after one rotation");
+
+        let published = logto.rotate_signing_keys().await?;
+        ensure!(!published.iter().any(|k| Some(k) == old_kid.as_ref()), "Logto dropped the old key");
+        tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+        match verify().await {
+            Err(error) => ensure!(error.to_string().contains("kid"), "refused for its key: {error}"),
+            Ok(_) => anyhow::bail!("a token signed by a key Logto dropped was accepted"),
+        }
+        // The app itself keeps signing people in with the newest key.
+        let third = driver.browser().await?;
+        app.sign_in(&third, &first_user).await.context("sign-in after the second rotation")?;
+        third.close().await.ok();
+        Ok(())
+    })
+    .await;
+    first.close().await.ok();
+    second.close().await.ok();
 }

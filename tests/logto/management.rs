@@ -3,6 +3,8 @@
 //! sign-in experience, signing keys). Credentials are those of the machine-to-machine app that
 //! `../shared/logto/bootstrap.sh` creates (or any M2M app with the "Logto Management API access"
 //! role).
+// Helpers the scenarios of the revalidation and blocking features use are kept with the rest.
+#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
@@ -93,14 +95,25 @@ impl Management {
         Ok(token.to_owned())
     }
 
-    /// One Management API call; a non-2xx answer is an error carrying Logto's body.
+    /// One Management API call; a non-2xx answer is an error carrying Logto's body. A 401 drops
+    /// the cached token and tries once more (the token is signed with Logto's OIDC keys, which a
+    /// scenario rotates).
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let url = format!("{}/api{path}", self.env.management_endpoint);
-        let mut request = self.http.request(method.clone(), &url).bearer_auth(self.token().await?);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.with_context(|| format!("{method} {path}"))?;
+        let mut attempt = 0;
+        let response = loop {
+            let mut request = self.http.request(method.clone(), &url).bearer_auth(self.token().await?);
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let response = request.send().await.with_context(|| format!("{method} {path}"))?;
+            attempt += 1;
+            if response.status() == reqwest::StatusCode::UNAUTHORIZED && attempt == 1 {
+                *self.token.lock().await = None;
+                continue;
+            }
+            break response;
+        };
         let status = response.status();
         let text = response.text().await?;
         if !status.is_success() {
@@ -119,10 +132,6 @@ impl Management {
 
     pub async fn patch(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         self.call(reqwest::Method::PATCH, path, Some(body)).await
-    }
-
-    pub async fn put(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        self.call(reqwest::Method::PUT, path, Some(body)).await
     }
 
     pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
@@ -244,7 +253,8 @@ impl Management {
     pub async fn configure_hugging_face(&self, client_id: &str, client_secret: &str) -> anyhow::Result<String> {
         let config = json!({ "clientId": client_id, "clientSecret": client_secret, "scope": "profile email" });
         let connectors = self.get("/connectors").await?;
-        let existing = connectors.as_array().into_iter().flatten().find(|c| c["connectorId"] == "huggingface-universal");
+        let existing =
+            connectors.as_array().into_iter().flatten().find(|c| c["connectorId"] == "huggingface-universal");
         let id = match existing {
             Some(connector) => {
                 let id = connector["id"].as_str().context("connector id")?.to_owned();
@@ -252,13 +262,15 @@ impl Management {
                 id
             }
             None => {
-                let created =
-                    self.post("/connectors", json!({ "connectorId": "huggingface-universal", "config": config })).await?;
+                let created = self
+                    .post("/connectors", json!({ "connectorId": "huggingface-universal", "config": config }))
+                    .await?;
                 created["id"].as_str().context("connector id")?.to_owned()
             }
         };
         let experience = self.get("/sign-in-exp").await?;
-        let mut targets: Vec<Value> = experience["socialSignInConnectorTargets"].as_array().cloned().unwrap_or_default();
+        let mut targets: Vec<Value> =
+            experience["socialSignInConnectorTargets"].as_array().cloned().unwrap_or_default();
         if !targets.contains(&json!("huggingface")) {
             targets.push(json!("huggingface"));
             self.patch("/sign-in-exp", json!({ "socialSignInConnectorTargets": targets })).await?;
