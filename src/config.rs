@@ -43,6 +43,9 @@ pub struct Settings {
     pub admin_role: String,
     /// Logto user ids (`sub`) that are admins regardless of roles (bootstrap).
     pub admin_subjects: Vec<String>,
+    /// A session is checked against Logto again (refresh grant or userinfo) when it was last
+    /// checked longer ago than this: before an admin request, and in the background after use.
+    pub session_revalidate_after: Duration,
     /// Admin actions need a sign-in (`auth_time`) at most this old; older ones step up with
     /// `max_age`.
     pub admin_max_auth_age: Duration,
@@ -54,6 +57,8 @@ pub struct Settings {
     pub sign_in_rate_limit: NonZeroU32,
     /// Back-channel logout requests allowed per client IP per minute.
     pub backchannel_rate_limit: NonZeroU32,
+    /// `/api/access-token` requests allowed per signed-in session per minute.
+    pub access_token_rate_limit: NonZeroU32,
     /// Take the client IP from the last `X-Forwarded-For` entry (behind a reverse proxy).
     pub trust_forwarded_for: bool,
 }
@@ -165,6 +170,10 @@ impl Settings {
         if let Some(bad) = admin_subjects.iter().find(|s| s.len() > 255 || s.chars().any(char::is_whitespace)) {
             return Err(ConfigError::new("ADMIN_SUBJECTS", format!("`{bad}` is not a Logto user id")));
         }
+        let session_revalidate_after = match get("SESSION_REVALIDATE_AFTER") {
+            None => Duration::from_secs(300),
+            Some(v) => parse_duration("SESSION_REVALIDATE_AFTER", &v)?,
+        };
         let admin_max_auth_age = match get("ADMIN_MAX_AUTH_AGE") {
             None => Duration::from_secs(30 * 60),
             Some(v) => parse_duration("ADMIN_MAX_AUTH_AGE", &v)?,
@@ -173,6 +182,7 @@ impl Settings {
         let session_cache = parse_bool("SESSION_CACHE", get("SESSION_CACHE"), true)?;
         let sign_in_rate_limit = parse_rate("SIGN_IN_RATE_LIMIT", get("SIGN_IN_RATE_LIMIT"), 30)?;
         let backchannel_rate_limit = parse_rate("BACKCHANNEL_RATE_LIMIT", get("BACKCHANNEL_RATE_LIMIT"), 600)?;
+        let access_token_rate_limit = parse_rate("ACCESS_TOKEN_RATE_LIMIT", get("ACCESS_TOKEN_RATE_LIMIT"), 60)?;
         let trust_forwarded_for = parse_bool("TRUST_FORWARDED_FOR", get("TRUST_FORWARDED_FOR"), false)?;
         if session_idle_timeout > session_max_lifetime {
             return Err(ConfigError::new("SESSION_IDLE_TIMEOUT", "must not be longer than SESSION_MAX_LIFETIME"));
@@ -197,11 +207,13 @@ impl Settings {
             jwks_max_age,
             admin_role,
             admin_subjects,
+            session_revalidate_after,
             admin_max_auth_age,
             server_timing,
             session_cache,
             sign_in_rate_limit,
             backchannel_rate_limit,
+            access_token_rate_limit,
             trust_forwarded_for,
         })
     }

@@ -39,6 +39,13 @@ pub enum AppError {
     /// Logto could not be reached or answered with a server error.
     #[error("identity provider unavailable")]
     ProviderUnavailable(#[source] anyhow::Error),
+    /// Logto (or this session's refresh already under way) asks to come back later: 503 with
+    /// `Retry-After`.
+    #[error("identity provider busy")]
+    ProviderBusy { retry_after_secs: u64 },
+    /// Logto answered something unusable (not the protocol's shape): 502, never a 500.
+    #[error("invalid identity provider response")]
+    ProviderInvalidResponse(#[source] anyhow::Error),
     /// Postgres could not be reached.
     #[error("database unavailable")]
     DatabaseUnavailable(#[source] anyhow::Error),
@@ -125,6 +132,19 @@ impl AppError {
                 "provider_unavailable",
                 "The sign-in service is not reachable right now. Please try again in a moment.".into(),
             ),
+            Self::ProviderBusy { retry_after_secs } => {
+                return PublicError {
+                    retry_after_secs: Some(*retry_after_secs),
+                    ..PublicError::new(
+                        "provider_busy",
+                        format!("The sign-in service is busy. Please try again in {retry_after_secs} s."),
+                    )
+                };
+            }
+            Self::ProviderInvalidResponse(_) => (
+                "provider_error",
+                "The sign-in service answered something unexpected. Please try again in a moment.".into(),
+            ),
             Self::DatabaseUnavailable(_) => {
                 ("service_unavailable", "The service is temporarily unavailable. Please try again in a moment.".into())
             }
@@ -142,7 +162,10 @@ impl ResponseError for AppError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BadRequest(_) | Self::SignIn { .. } => StatusCode::BAD_REQUEST,
-            Self::ProviderUnavailable(_) | Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ProviderUnavailable(_) | Self::ProviderBusy { .. } | Self::DatabaseUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::ProviderInvalidResponse(_) => StatusCode::BAD_GATEWAY,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -47,6 +47,8 @@ pub struct AppState {
     pub search_trigrams: Arc<crate::admin::search::CommonTrigrams>,
     pub session_cache: Option<Arc<crate::session::cache::SessionCache>>,
     pub rate_limits: routes::rate_limit::RateLimits,
+    /// One refresh per session at a time in this instance.
+    pub refresh_turns: crate::auth::refresh::RefreshTurns,
     /// Seals tokens at rest (key derived from SESSION_SECRET).
     pub token_cipher: crate::session::sealed::TokenCipher,
 }
@@ -189,10 +191,12 @@ impl Application {
             search_trigrams: Arc::default(),
             session_cache: cache.clone(),
             rate_limits: routes::rate_limit::RateLimits::new(&settings),
+            refresh_turns: Default::default(),
             token_cipher: token_cipher.clone(),
         });
         tokio::spawn(forget_idle_rate_limit_clients(state.clone()));
         tokio::spawn(keep_jwks_fresh(state.clone()));
+        tokio::spawn(crate::auth::revalidation::run(state.clone()));
         let key = Key::derive_from(settings.session_secret_bytes());
         let store = PgSessionStore::new(
             pool,

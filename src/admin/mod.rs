@@ -22,9 +22,10 @@ use crate::users::User;
 /// Counts older than this are recomputed (in the background; the page shows the time).
 pub const COUNTS_MAX_AGE: Duration = Duration::from_secs(10);
 
-/// A signed-in admin: the `roles` of their validated claims (refreshed at every sign-in and
-/// token refresh) contain `ADMIN_ROLE`, or their `sub` is in `ADMIN_SUBJECTS`. Checked on the
-/// server for every admin page, action and API call.
+/// A signed-in admin: the `roles` of their validated claims (from the sign-in, and checked
+/// against Logto again when older than `SESSION_REVALIDATE_AFTER`) contain `ADMIN_ROLE`, or
+/// their `sub` is in `ADMIN_SUBJECTS`. Checked on the server for every admin page, action and
+/// API call.
 pub struct AdminUser(pub User);
 
 pub fn is_admin(user: &User, settings: &Settings) -> bool {
@@ -39,10 +40,20 @@ impl FromRequest for AdminUser {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let user = CurrentUser::from_request(req, payload);
+        let session_id = TypedSession::from_request(req, payload).into_inner().ok().and_then(|s| s.session_id());
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let CurrentUser(user) = user.await?;
+            let CurrentUser(mut user) = user.await?;
             let state = state.ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("BUG: no AppState")))?;
+            let session_id = session_id.ok_or(AppError::NotAuthenticated)?;
+            // Roles can change at Logto at any time: an admin request uses roles checked
+            // against Logto within SESSION_REVALIDATE_AFTER.
+            let bound = state.settings.session_revalidate_after.as_secs_f64();
+            let ago = crate::session::repo::revalidated_ago(&state.pool, session_id).await?;
+            if ago.is_none_or(|ago| ago >= bound) {
+                crate::auth::refresh::revalidate(&state, session_id).await?;
+                user = crate::users::repo::get(&state.pool, user.user_id).await?.ok_or(AppError::NotAuthenticated)?;
+            }
             if is_admin(&user, &state.settings) {
                 Ok(AdminUser(user))
             } else {

@@ -345,11 +345,20 @@ pub enum RefreshError {
     Refused(String),
     #[error("provider unavailable")]
     Outage(#[source] anyhow::Error),
+    /// A 5xx or 429 from Logto or a proxy in front of it (with its `Retry-After`, if any).
+    #[error("the provider answered HTTP {status}")]
+    Busy { status: u16, retry_after_secs: Option<u64> },
     #[error("invalid refresh response")]
     Invalid(#[source] anyhow::Error),
 }
 
 /// Uses a refresh token, optionally for an API resource (RFC 8707) or an organization.
+///
+/// Hand-made like the revocation (a form POST with `client_secret_basic`): every answer a
+/// provider or a proxy in front of it can give is classified — `invalid_grant`, another OAuth
+/// error (a refusal), an outage (unreachable, 5xx, 429), or an unusable response (HTML, a
+/// missing or unknown `token_type`) — and none of them is a panic or a 500. Its future is `Send`,
+/// so revalidation can run it in a background task.
 pub async fn refresh(
     settings: &Settings,
     metadata: &ProviderMetadata,
@@ -358,32 +367,67 @@ pub async fn refresh(
     resource: Option<&str>,
     organization_id: Option<&str>,
 ) -> Result<Refreshed, RefreshError> {
-    let client = oauth_client(settings, metadata).map_err(|e| RefreshError::Invalid(anyhow!("{e:?}")))?;
-    let token = oauth2::RefreshToken::new(refresh_token.to_owned());
-    let mut request = client.exchange_refresh_token(&token);
+    let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
     if let Some(resource) = resource {
-        request = request.add_extra_param("resource", resource.to_owned());
+        form.push(("resource", resource));
     }
     if let Some(organization) = organization_id {
-        request = request.add_extra_param("organization_id", organization.to_owned());
+        form.push(("organization_id", organization));
     }
-    let send = |request: oauth2::HttpRequest| http.oauth2_send(request);
-    let response = request.request_async(&send).await.map_err(|err| match err {
-        RequestTokenError::Request(e) if e.is_outage() => RefreshError::Outage(e.into()),
-        RequestTokenError::ServerResponse(e) => match e.error() {
-            oauth2::basic::BasicErrorResponseType::InvalidGrant => RefreshError::InvalidGrant,
-            other => RefreshError::Refused(other.as_ref().chars().filter(|c| c.is_ascii_graphic()).take(64).collect()),
-        },
-        other => RefreshError::Invalid(anyhow!("refresh failed: {other}")),
-    })?;
-    if *response.token_type() != BasicTokenType::Bearer || response.access_token().secret().is_empty() {
+    let request = http
+        .client()
+        .post(metadata.token_endpoint.as_str())
+        .header(reqwest::header::AUTHORIZATION, client_secret_basic(settings))
+        .header(reqwest::header::ACCEPT, "application/json")
+        .form(&form);
+    let response = http
+        .send(request)
+        .await
+        .map_err(|e| if e.is_outage() { RefreshError::Outage(e.into()) } else { RefreshError::Invalid(e.into()) })?;
+    let status = response.status;
+    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        let retry_after = response
+            .headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        return Err(RefreshError::Busy { status: status.as_u16(), retry_after_secs: retry_after });
+    }
+    if !status.is_success() {
+        return Err(match response.json::<OAuthErrorBody>() {
+            Ok(body) if body.error == "invalid_grant" => RefreshError::InvalidGrant,
+            Ok(body) => RefreshError::Refused(body.error.chars().filter(|c| c.is_ascii_graphic()).take(64).collect()),
+            Err(e) => RefreshError::Invalid(e.context(format!("HTTP {status} without an OAuth error"))),
+        });
+    }
+    let body: TokenBody = response.json().map_err(RefreshError::Invalid)?;
+    if !body.token_type.eq_ignore_ascii_case("bearer") || body.access_token.is_empty() {
         return Err(RefreshError::Invalid(anyhow!("unusable access token in the refresh response")));
     }
-    let ttl = response.expires_in().unwrap_or(DEFAULT_ACCESS_TOKEN_TTL);
+    let ttl = body.expires_in.map_or(DEFAULT_ACCESS_TOKEN_TTL, Duration::from_secs);
     Ok(Refreshed {
-        access_token: response.access_token().secret().clone(),
+        access_token: body.access_token,
         expires_at: unix_now() + ttl.as_secs(),
-        refresh_token: response.refresh_token().map(|t| t.secret().clone()),
-        id_token: response.extra_fields().id_token.clone(),
+        refresh_token: body.refresh_token.filter(|t| !t.is_empty()),
+        id_token: body.id_token,
     })
+}
+
+/// A successful token response (RFC 6749 §5.1) with an optional ID token.
+#[derive(Deserialize)]
+struct TokenBody {
+    access_token: String,
+    token_type: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    id_token: Option<String>,
+}
+
+/// An error response (RFC 6749 §5.2).
+#[derive(Deserialize)]
+struct OAuthErrorBody {
+    error: String,
 }

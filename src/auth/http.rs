@@ -34,11 +34,12 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// An outage (network failure, timeout or a 5xx) as opposed to a refusal.
+    /// An outage (network failure, timeout, a 5xx, or a 429 from Logto or a proxy in front of
+    /// it) as opposed to a refusal.
     pub fn is_outage(&self) -> bool {
         match self {
             Self::Unreachable(_) => true,
-            Self::Status { status, .. } => *status >= 500,
+            Self::Status { status, .. } => *status >= 500 || *status == 429,
             Self::Invalid(_) => false,
         }
     }

@@ -12,6 +12,7 @@ pub mod logout_token;
 pub mod pending;
 pub mod refresh;
 pub mod return_to;
+pub mod revalidation;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,10 +1,16 @@
 //! Access tokens for a signed-in session, refreshed when needed.
 //!
-//! A refresh runs with the session row locked (`SELECT … FOR UPDATE`), so refreshes of one
-//! session are serialised across requests and app instances: Logto revokes the whole grant when
-//! a rotated refresh token is presented twice. The rotated token is stored in the same
-//! transaction. `invalid_grant`, or a new ID token for another `iss`/`sub`/`aud` (Core §12.2),
-//! ends the session.
+//! No pooled connection and no row lock is held while Logto answers. A refresh of one session
+//! runs at most once at a time in this process (the request waits its turn, at most
+//! [`REFRESH_WAIT`]), and across instances it claims the session's refresh token with a short
+//! lease (one committed statement), calls Logto, and stores the result with a statement that
+//! only the lease holder can make: Logto revokes the whole grant when a rotated refresh token is
+//! presented twice. `invalid_grant`, or a new ID token for another `iss`/`sub`/`aud`
+//! (Core §12.2), ends the session.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use serde::Serialize;
@@ -13,12 +19,18 @@ use uuid::Uuid;
 use super::flow::{self, RefreshError, unix_now};
 use super::id_token::{self, Expectations, IdTokenClaims};
 use crate::error::AppError;
-use crate::session::repo as sessions;
+use crate::session::repo::{self as sessions, Claim, RefreshResult, StoredTokens};
 use crate::startup::AppState;
 use crate::users::{Profile, repo as users};
 
 /// Tokens closer than this to expiry are refreshed first.
 pub const REFRESH_MARGIN_SECS: i64 = 60;
+/// How long a request waits for another refresh of its session (here or on another instance)
+/// before it answers 503 with `Retry-After`.
+pub const REFRESH_WAIT: Duration = Duration::from_secs(10);
+/// A claimed refresh token is this instance's for at most this long (longer than the provider
+/// call's budget; a crashed instance's claim lapses by itself).
+const LEASE_SECS: i64 = 30;
 
 /// Which access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,77 +66,203 @@ impl std::fmt::Debug for AccessToken {
     }
 }
 
-/// Returns a valid access token for `target`, refreshing (once, under the session lock) if needed.
-pub async fn access_token(state: &AppState, session_id: Uuid, target: &Target) -> Result<AccessToken, AppError> {
-    let now = unix_now() as i64;
-    let mut tx = state.pool.begin().await?;
-    let stored =
-        sessions::lock_tokens(&mut tx, &state.token_cipher, session_id).await?.ok_or(AppError::NotAuthenticated)?;
-    let cache_key = target.cache_key();
+/// One refresh per session at a time in this process: a request that needs a refresh takes its
+/// session's turn; the others wait (without a database connection) and then find the token.
+#[derive(Default)]
+pub struct RefreshTurns(Mutex<HashMap<Uuid, Weak<tokio::sync::Mutex<()>>>>);
 
-    // Still fresh?
-    match &cache_key {
-        None => {
-            if let (Some(token), Some(expires_at)) = (&stored.access_token, stored.access_token_expires_at)
-                && expires_at > now + REFRESH_MARGIN_SECS
-            {
-                return Ok(AccessToken { access_token: token.clone(), expires_at });
-            }
+impl RefreshTurns {
+    fn of(&self, session_id: Uuid) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(turn) = turns.get(&session_id).and_then(Weak::upgrade) {
+            return turn;
         }
-        Some(key) => {
-            if let Some((access_token, expires_at)) =
-                sessions::cached_access_token(&mut tx, &state.token_cipher, session_id, key, REFRESH_MARGIN_SECS)
-                    .await?
-            {
-                return Ok(AccessToken { access_token, expires_at });
-            }
+        let turn = Arc::new(tokio::sync::Mutex::new(()));
+        turns.insert(session_id, Arc::downgrade(&turn));
+        if turns.len() > 1024 {
+            turns.retain(|_, t| t.strong_count() > 0);
+        }
+        turn
+    }
+}
+
+fn unix_now_f64() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+fn busy() -> AppError {
+    AppError::ProviderBusy { retry_after_secs: 2 }
+}
+
+/// Returns a valid access token for `target`, refreshing (once) if needed.
+pub async fn access_token(state: &AppState, session_id: Uuid, target: &Target) -> Result<AccessToken, AppError> {
+    let deadline = Instant::now() + REFRESH_WAIT;
+    let stored =
+        sessions::tokens(&state.pool, &state.token_cipher, session_id).await?.ok_or(AppError::NotAuthenticated)?;
+    if let Some(token) = still_fresh(state, session_id, target, &stored).await? {
+        return Ok(token);
+    }
+    let turn = state.refresh_turns.of(session_id);
+    let _turn = tokio::time::timeout_at(deadline.into(), turn.lock()).await.map_err(|_| busy())?;
+    loop {
+        // Another request may have refreshed this very token while this one waited.
+        let stored =
+            sessions::tokens(&state.pool, &state.token_cipher, session_id).await?.ok_or(AppError::NotAuthenticated)?;
+        if let Some(token) = still_fresh(state, session_id, target, &stored).await? {
+            return Ok(token);
+        }
+        let lease = Uuid::new_v4();
+        match sessions::claim_refresh(&state.pool, &state.token_cipher, session_id, lease, LEASE_SECS).await? {
+            Claim::Claimed(stored) => return refresh_claimed(state, session_id, target, stored, lease).await,
+            Claim::Gone => return Err(AppError::NotAuthenticated),
+            // Another instance is refreshing this session: wait for it, then look again.
+            Claim::Busy if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Claim::Busy => return Err(busy()),
         }
     }
+}
 
-    let Some(refresh_token) = stored.refresh_token.clone() else {
-        return Err(AppError::BadRequest(
-            "This session has no refresh token (sign in again, with the offline_access scope).".into(),
-        ));
+/// Checks the session against Logto again when it was last checked longer ago than
+/// `SESSION_REVALIDATE_AFTER`: a refresh-token grant (its verified ID token brings the current
+/// roles and profile), or userinfo for a session without a refresh token. A grant Logto no longer
+/// honours (user suspended or deleted, consent revoked) ends the session
+/// (`NotAuthenticated`); an outage is a 503 and keeps it.
+pub async fn revalidate(state: &AppState, session_id: Uuid) -> Result<(), AppError> {
+    let bound = state.settings.session_revalidate_after.as_secs_f64();
+    let deadline = Instant::now() + REFRESH_WAIT;
+    let own_token = Target::Session;
+    let turn = state.refresh_turns.of(session_id);
+    let _turn = tokio::time::timeout_at(deadline.into(), turn.lock()).await.map_err(|_| busy())?;
+    loop {
+        let stored =
+            sessions::tokens(&state.pool, &state.token_cipher, session_id).await?.ok_or(AppError::NotAuthenticated)?;
+        if unix_now_f64() - stored.revalidated_at < bound {
+            return Ok(());
+        }
+        let lease = Uuid::new_v4();
+        match sessions::claim_refresh(&state.pool, &state.token_cipher, session_id, lease, LEASE_SECS).await? {
+            Claim::Claimed(stored) if stored.refresh_token.is_some() => {
+                return refresh_claimed(state, session_id, &own_token, stored, lease).await.map(|_| ());
+            }
+            Claim::Claimed(stored) => return revalidate_by_userinfo(state, session_id, stored, lease).await,
+            Claim::Gone => return Err(AppError::NotAuthenticated),
+            Claim::Busy if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Claim::Busy => return Err(busy()),
+        }
+    }
+}
+
+/// Revalidation without a refresh token: userinfo with the session's access token. Once that
+/// token has expired nothing can vouch for the session any more, and it ends.
+async fn revalidate_by_userinfo(
+    state: &AppState,
+    session_id: Uuid,
+    stored: StoredTokens,
+    lease: Uuid,
+) -> Result<(), AppError> {
+    let metadata = metadata(state)?;
+    let (Some(endpoint), Some(access_token)) = (&metadata.userinfo_endpoint, stored.access_token.as_deref()) else {
+        end_session(state, session_id).await?;
+        return Err(AppError::NotAuthenticated);
     };
-    let metadata = state
-        .provider
-        .metadata()
-        .ok_or_else(|| AppError::ProviderUnavailable(anyhow!("provider metadata not loaded")))?;
-    let (resource, organization) = match target {
-        Target::Session => (None, None),
-        Target::Resource(r) => (Some(r.as_str()), None),
-        Target::Organization(o) => (None, Some(o.as_str())),
-    };
-    let refreshed =
-        match flow::refresh(&state.settings, &metadata, state.provider.http(), &refresh_token, resource, organization)
-            .await
-        {
-            Ok(refreshed) => refreshed,
-            Err(RefreshError::InvalidGrant) => {
-                let ended = sessions::delete(&mut tx, session_id).await?;
-                tx.commit().await?;
-                state.forget_sessions(&ended);
-                tracing::info!(%session_id, "refresh token refused (invalid_grant): session ended");
+    if stored.access_token_expires_at.is_none_or(|e| e <= unix_now() as i64) {
+        tracing::info!(%session_id, "no refresh token and the access token expired: session ends at revalidation");
+        end_session(state, session_id).await?;
+        return Err(AppError::NotAuthenticated);
+    }
+    let info: serde_json::Map<String, serde_json::Value> =
+        match state.provider.http().get_json(endpoint.as_str(), Some(access_token)).await {
+            Ok(info) => info,
+            Err(e) if e.is_outage() => {
+                sessions::release(&state.pool, session_id, lease).await?;
+                return Err(AppError::ProviderUnavailable(anyhow::Error::new(e).context("userinfo")));
+            }
+            Err(crate::auth::http::CallError::Status { status: 401 | 403, .. }) => {
+                tracing::info!(%session_id, "userinfo refused the access token: session ends at revalidation");
+                end_session(state, session_id).await?;
                 return Err(AppError::NotAuthenticated);
             }
-            Err(RefreshError::Refused(code)) => {
-                return Err(AppError::BadRequest(format!("Logto refused the requested access token ({code}).")));
-            }
-            Err(RefreshError::Outage(e)) => return Err(AppError::ProviderUnavailable(e)),
-            Err(RefreshError::Invalid(e)) => {
-                return Err(AppError::Unexpected(e.context("refreshing tokens")));
+            Err(e) => {
+                sessions::release(&state.pool, session_id, lease).await?;
+                return Err(AppError::ProviderInvalidResponse(anyhow::Error::new(e).context("userinfo")));
             }
         };
+    let original = stored.id_token.as_deref().and_then(unverified_claims);
+    if original.as_ref().and_then(|c| c.get("sub")) != info.get("sub") {
+        end_session(state, session_id).await?;
+        tracing::warn!(%session_id, "userinfo is about another user: session ended");
+        return Err(AppError::NotAuthenticated);
+    }
+    let result = RefreshResult {
+        session_access_token: None,
+        audience_token: None,
+        refresh_token: None,
+        id_token: None,
+        revalidated: true,
+    };
+    let mut tx = state.pool.begin().await?;
+    if !sessions::store_refreshed(&mut tx, &state.token_cipher, session_id, lease, &result).await? {
+        return Err(AppError::NotAuthenticated);
+    }
+    let profile = Profile::from_claims(&info, None);
+    users::update_from_refresh(&mut tx, stored.user_id, &profile, info.contains_key("roles")).await?;
+    tx.commit().await?;
+    state.forget_user(stored.user_id);
+    Ok(())
+}
+
+/// The stored token for `target` if it is valid for at least the refresh margin.
+async fn still_fresh(
+    state: &AppState,
+    session_id: Uuid,
+    target: &Target,
+    stored: &StoredTokens,
+) -> Result<Option<AccessToken>, AppError> {
+    let now = unix_now() as i64;
+    Ok(match target.cache_key() {
+        None => match (&stored.access_token, stored.access_token_expires_at) {
+            (Some(token), Some(expires_at)) if expires_at > now + REFRESH_MARGIN_SECS => {
+                Some(AccessToken { access_token: token.clone(), expires_at })
+            }
+            _ => None,
+        },
+        Some(key) => {
+            sessions::cached_access_token(&state.pool, &state.token_cipher, session_id, &key, REFRESH_MARGIN_SECS)
+                .await?
+                .map(|(access_token, expires_at)| AccessToken { access_token, expires_at })
+        }
+    })
+}
+
+/// The refresh itself, with the lease held and no connection held while Logto answers.
+async fn refresh_claimed(
+    state: &AppState,
+    session_id: Uuid,
+    target: &Target,
+    stored: StoredTokens,
+    lease: Uuid,
+) -> Result<AccessToken, AppError> {
+    let outcome = call_logto(state, target, &stored).await;
+    let refreshed = match outcome {
+        Ok(refreshed) => refreshed,
+        Err(error) => {
+            if let AppError::NotAuthenticated = error {
+                end_session(state, session_id).await?;
+            } else {
+                sessions::release(&state.pool, session_id, lease).await?;
+            }
+            return Err(error);
+        }
+    };
 
     // A new ID token must be about the same user for the same client (Core §12.2).
     let mut new_claims: Option<IdTokenClaims> = None;
     if let Some(raw) = &refreshed.id_token {
+        let metadata = metadata(state)?;
         match check_refreshed_id_token(state, &metadata, stored.id_token.as_deref(), raw).await {
             Ok(claims) => new_claims = Some(claims),
             Err(reason) => {
-                let ended = sessions::delete(&mut tx, session_id).await?;
-                tx.commit().await?;
-                state.forget_sessions(&ended);
+                end_session(state, session_id).await?;
                 tracing::warn!(%session_id, %reason, "refreshed ID token does not match the session: session ended");
                 return Err(AppError::NotAuthenticated);
             }
@@ -132,41 +270,19 @@ pub async fn access_token(state: &AppState, session_id: Uuid, target: &Target) -
     }
 
     let expires_at = refreshed.expires_at as i64;
-    match &cache_key {
-        None => {
-            sessions::store_refreshed(
-                &mut tx,
-                &state.token_cipher,
-                session_id,
-                &refreshed.access_token,
-                expires_at,
-                refreshed.refresh_token.as_deref(),
-                refreshed.id_token.as_deref(),
-            )
-            .await?;
-        }
-        Some(key) => {
-            sessions::store_access_token(
-                &mut tx,
-                &state.token_cipher,
-                session_id,
-                key,
-                &refreshed.access_token,
-                expires_at,
-            )
-            .await?;
-            // Keep the session's own token as it was, but store a rotated refresh token.
-            if let Some(rotated) = refreshed.refresh_token.as_deref() {
-                sessions::store_refresh_token(
-                    &mut tx,
-                    &state.token_cipher,
-                    session_id,
-                    rotated,
-                    refreshed.id_token.as_deref(),
-                )
-                .await?;
-            }
-        }
+    let audience = target.cache_key();
+    let result = RefreshResult {
+        session_access_token: audience.is_none().then_some((refreshed.access_token.as_str(), expires_at)),
+        audience_token: audience.as_deref().map(|a| (a, refreshed.access_token.as_str(), expires_at)),
+        refresh_token: refreshed.refresh_token.as_deref(),
+        id_token: refreshed.id_token.as_deref(),
+        revalidated: new_claims.is_some(),
+    };
+    let mut tx = state.pool.begin().await?;
+    if !sessions::store_refreshed(&mut tx, &state.token_cipher, session_id, lease, &result).await? {
+        // The session ended while Logto answered (sign-out, revocation): nothing to keep.
+        tx.rollback().await?;
+        return Err(AppError::NotAuthenticated);
     }
     if let Some(claims) = &new_claims {
         let profile = Profile::from_claims(&claims.all, None);
@@ -178,6 +294,50 @@ pub async fn access_token(state: &AppState, session_id: Uuid, target: &Target) -
     }
     tracing::info!(%session_id, rotated = refreshed.refresh_token.is_some(), "tokens refreshed");
     Ok(AccessToken { access_token: refreshed.access_token, expires_at })
+}
+
+fn metadata(state: &AppState) -> Result<Arc<crate::auth::discovery::ProviderMetadata>, AppError> {
+    state.provider.metadata().ok_or_else(|| AppError::ProviderUnavailable(anyhow!("provider metadata not loaded")))
+}
+
+/// The refresh-token grant for `target`; `NotAuthenticated` when Logto says the grant is gone.
+async fn call_logto(state: &AppState, target: &Target, stored: &StoredTokens) -> Result<flow::Refreshed, AppError> {
+    let Some(refresh_token) = stored.refresh_token.as_deref() else {
+        return Err(AppError::BadRequest(
+            "This session has no refresh token (sign in again, with the offline_access scope).".into(),
+        ));
+    };
+    let metadata = metadata(state)?;
+    let (resource, organization) = match target {
+        Target::Session => (None, None),
+        Target::Resource(r) => (Some(r.as_str()), None),
+        Target::Organization(o) => (None, Some(o.as_str())),
+    };
+    match flow::refresh(&state.settings, &metadata, state.provider.http(), refresh_token, resource, organization).await
+    {
+        Ok(refreshed) => Ok(refreshed),
+        Err(RefreshError::InvalidGrant) => {
+            tracing::info!("refresh token refused (invalid_grant): session ends");
+            Err(AppError::NotAuthenticated)
+        }
+        Err(RefreshError::Refused(code)) => {
+            Err(AppError::BadRequest(format!("Logto refused the requested access token ({code}).")))
+        }
+        Err(RefreshError::Outage(e)) => Err(AppError::ProviderUnavailable(e)),
+        Err(RefreshError::Busy { status, retry_after_secs }) => {
+            tracing::warn!(status, "the token endpoint asked to come back later");
+            Err(AppError::ProviderBusy { retry_after_secs: retry_after_secs.unwrap_or(5).clamp(1, 300) })
+        }
+        Err(RefreshError::Invalid(e)) => Err(AppError::ProviderInvalidResponse(e.context("refreshing tokens"))),
+    }
+}
+
+async fn end_session(state: &AppState, session_id: Uuid) -> Result<(), AppError> {
+    let mut conn = state.pool.acquire().await?;
+    let ended = sessions::delete(&mut conn, session_id).await?;
+    drop(conn);
+    state.forget_sessions(&ended);
+    Ok(())
 }
 
 async fn check_refreshed_id_token(

@@ -51,6 +51,7 @@ pub async fn access_token(
     if !crate::routes::csrf::same_origin(&req, &state) {
         return Err(AppError::Forbidden);
     }
+    state.rate_limits.check_access_token(me.session_id)?;
     let valid = |v: &str| !v.is_empty() && v.len() <= 512 && !v.chars().any(char::is_control);
     let target = match (query.resource.as_deref(), query.organization_id.as_deref()) {
         (None, None) => Target::Session,

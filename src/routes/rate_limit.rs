@@ -23,9 +23,11 @@ use crate::startup::AppState;
 pub struct RateLimits {
     sign_in: DefaultKeyedRateLimiter<IpAddr>,
     backchannel: DefaultKeyedRateLimiter<IpAddr>,
+    /// `/api/access-token` per signed-in session (each miss is a refresh at Logto).
+    access_token: DefaultKeyedRateLimiter<uuid::Uuid>,
 }
 
-fn per_minute(n: NonZeroU32) -> DefaultKeyedRateLimiter<IpAddr> {
+fn per_minute<K: std::hash::Hash + Eq + Clone>(n: NonZeroU32) -> DefaultKeyedRateLimiter<K> {
     DefaultKeyedRateLimiter::keyed(Quota::per_minute(n))
 }
 
@@ -34,6 +36,7 @@ impl RateLimits {
         Self {
             sign_in: per_minute(settings.sign_in_rate_limit),
             backchannel: per_minute(settings.backchannel_rate_limit),
+            access_token: per_minute(settings.access_token_rate_limit),
         }
     }
 
@@ -43,14 +46,24 @@ impl RateLimits {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+        self.access_token.retain_recent();
+        self.access_token.shrink_to_fit();
     }
 
-    fn check(limiter: &DefaultKeyedRateLimiter<IpAddr>, client: IpAddr) -> Result<(), AppError> {
+    fn check<K: std::hash::Hash + Eq + Clone + std::fmt::Display>(
+        limiter: &DefaultKeyedRateLimiter<K>,
+        client: K,
+    ) -> Result<(), AppError> {
         limiter.check_key(&client).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             tracing::warn!(%client, wait_ms = wait.as_millis() as u64, "rate limit reached");
             AppError::TooManyRequests { retry_after_secs: wait.as_secs() + 1 }
         })
+    }
+
+    /// Passes while this session is within `ACCESS_TOKEN_RATE_LIMIT` per minute.
+    pub fn check_access_token(&self, session_id: uuid::Uuid) -> Result<(), AppError> {
+        Self::check(&self.access_token, session_id)
     }
 }
 

@@ -15,6 +15,8 @@ pub struct StoredTokens {
     /// Unix seconds.
     pub access_token_expires_at: Option<i64>,
     pub refresh_token: Option<String>,
+    /// Unix seconds (with fractions): when the session was last checked against Logto.
+    pub revalidated_at: f64,
 }
 
 impl std::fmt::Debug for StoredTokens {
@@ -26,7 +28,8 @@ impl std::fmt::Debug for StoredTokens {
 macro_rules! select_tokens {
     () => {
         "select user_id, id_token, access_token,
-                extract(epoch from access_token_expires_at)::bigint as access_token_expires_at, refresh_token
+                extract(epoch from access_token_expires_at)::bigint as access_token_expires_at, refresh_token,
+                extract(epoch from revalidated_at)::float8 as revalidated_at
            from sessions where session_id = $1 and expires_at > now() and user_id is not null"
     };
 }
@@ -39,6 +42,7 @@ impl StoredTokens {
             access_token: cipher.open_opt(sealed::ACCESS_TOKEN, self.access_token.as_deref()),
             access_token_expires_at: self.access_token_expires_at,
             refresh_token: cipher.open_opt(sealed::REFRESH_TOKEN, self.refresh_token.as_deref()),
+            revalidated_at: self.revalidated_at,
         }
     }
 }
@@ -53,50 +57,147 @@ pub async fn tokens(
     Ok(stored.map(|t| t.opened(cipher)))
 }
 
-/// The tokens with the session row locked until the transaction ends: refreshes of one
-/// session are serialised across requests and app instances.
-#[tracing::instrument(name = "sessions.lock_tokens", skip_all)]
-pub async fn lock_tokens(
-    conn: &mut PgConnection,
-    cipher: &TokenCipher,
-    session_id: Uuid,
-) -> Result<Option<StoredTokens>, sqlx::Error> {
-    let stored: Option<StoredTokens> =
-        sqlx::query_as(concat!(select_tokens!(), " for update")).bind(session_id).fetch_optional(conn).await?;
-    Ok(stored.map(|t| t.opened(cipher)))
+/// What claiming a session's refresh token found.
+pub enum Claim {
+    /// This caller holds the lease until it stores a result or releases it.
+    Claimed(StoredTokens),
+    /// Another request (here or on another instance) is refreshing this session now.
+    Busy,
+    /// The session is gone (signed out, expired).
+    Gone,
 }
 
-/// Stores the result of a refresh; a refresh token or ID token the provider did not rotate is
-/// kept as it was.
+/// Claims the session's refresh token for one refresh: a lease of `lease_secs`, written and
+/// committed in one statement, so no connection or row lock is held while Logto answers. Only
+/// the lease holder may store the result (`store_refreshed`) or give it back (`release`).
+#[tracing::instrument(name = "sessions.claim_refresh", skip_all)]
+pub async fn claim_refresh(
+    pool: &PgPool,
+    cipher: &TokenCipher,
+    session_id: Uuid,
+    lease: Uuid,
+    lease_secs: i64,
+) -> Result<Claim, sqlx::Error> {
+    let claimed: Option<StoredTokens> = sqlx::query_as(
+        "update sessions
+            set refresh_lease = $2, refresh_lease_until = now() + $3 * interval '1 second'
+          where session_id = $1 and expires_at > now() and user_id is not null
+            and (refresh_lease is null or refresh_lease_until < now())
+      returning user_id, id_token, access_token,
+                extract(epoch from access_token_expires_at)::bigint as access_token_expires_at, refresh_token,
+                extract(epoch from revalidated_at)::float8 as revalidated_at",
+    )
+    .bind(session_id)
+    .bind(lease)
+    .bind(lease_secs as f64)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(tokens) = claimed {
+        return Ok(Claim::Claimed(tokens.opened(cipher)));
+    }
+    let exists: bool = sqlx::query_scalar(
+        "select exists (select 1 from sessions where session_id = $1 and expires_at > now() and user_id is not null)",
+    )
+    .bind(session_id)
+    .fetch_one(pool)
+    .await?;
+    Ok(if exists { Claim::Busy } else { Claim::Gone })
+}
+
+/// Seconds since the session was last checked against Logto (`None`: no such session).
+pub async fn revalidated_ago(pool: &PgPool, session_id: Uuid) -> Result<Option<f64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select extract(epoch from now() - revalidated_at)::float8 from sessions
+          where session_id = $1 and user_id is not null",
+    )
+    .bind(session_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Signed-in sessions used since they were last checked against Logto (a new session counts as
+/// used), and last checked more
+/// than `after_secs` ago: the background revalidation's work, oldest first.
+pub async fn due_for_revalidation(pool: &PgPool, after_secs: i64, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select session_id from sessions
+          where user_id is not null and session_id is not null and expires_at > now()
+            and revalidated_at < now() - $1 * interval '1 second' and last_seen_at >= revalidated_at
+          order by revalidated_at
+          limit $2",
+    )
+    .bind(after_secs as f64)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Gives a lease back without storing anything (the refresh failed).
+pub async fn release(pool: &PgPool, session_id: Uuid, lease: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update sessions set refresh_lease = null, refresh_lease_until = null
+          where session_id = $1 and refresh_lease = $2",
+    )
+    .bind(session_id)
+    .bind(lease)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// The outcome of one refresh, as stored.
+pub struct RefreshResult<'a> {
+    /// `None`: the session's own access token stays as it was (a resource/organization token).
+    pub session_access_token: Option<(&'a str, i64)>,
+    /// `(audience, token, expires_at)` of a resource/organization token.
+    pub audience_token: Option<(&'a str, &'a str, i64)>,
+    /// A rotated refresh token, when Logto issued one.
+    pub refresh_token: Option<&'a str>,
+    pub id_token: Option<&'a str>,
+    /// Logto vouched for the session again (a verified ID token or userinfo came back).
+    pub revalidated: bool,
+}
+
+/// Stores a refresh's result and ends the lease, in one short transaction, only if `lease` is
+/// still this caller's. Returns `false` when it is not (the session ended meanwhile).
 #[tracing::instrument(name = "sessions.store_refreshed", skip_all)]
 pub async fn store_refreshed(
     conn: &mut PgConnection,
     cipher: &TokenCipher,
     session_id: Uuid,
-    access_token: &str,
-    expires_at: i64,
-    refresh_token: Option<&str>,
-    id_token: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    lease: Uuid,
+    result: &RefreshResult<'_>,
+) -> Result<bool, sqlx::Error> {
+    let (access_token, expires_at) = result.session_access_token.unzip();
+    let stored = sqlx::query(
         "update sessions
-            set access_token = $2, access_token_expires_at = to_timestamp($3::float8),
-                refresh_token = coalesce($4, refresh_token), id_token = coalesce($5, id_token)
-          where session_id = $1",
+            set access_token = coalesce($3, access_token),
+                access_token_expires_at = coalesce(to_timestamp($4::float8), access_token_expires_at),
+                refresh_token = coalesce($5, refresh_token), id_token = coalesce($6, id_token),
+                revalidated_at = case when $7 then now() else revalidated_at end,
+                refresh_lease = null, refresh_lease_until = null
+          where session_id = $1 and refresh_lease = $2",
     )
     .bind(session_id)
-    .bind(cipher.seal(sealed::ACCESS_TOKEN, access_token))
-    .bind(expires_at as f64)
-    .bind(refresh_token.map(|t| cipher.seal(sealed::REFRESH_TOKEN, t)))
-    .bind(id_token.map(|t| cipher.seal(sealed::ID_TOKEN, t)))
-    .execute(conn)
-    .await
-    .map(|_| ())
+    .bind(lease)
+    .bind(access_token.map(|t| cipher.seal(sealed::ACCESS_TOKEN, t)))
+    .bind(expires_at.map(|e| e as f64))
+    .bind(result.refresh_token.map(|t| cipher.seal(sealed::REFRESH_TOKEN, t)))
+    .bind(result.id_token.map(|t| cipher.seal(sealed::ID_TOKEN, t)))
+    .bind(result.revalidated)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if stored && let Some((audience, token, expires_at)) = result.audience_token {
+        store_access_token(conn, cipher, session_id, audience, token, expires_at).await?;
+    }
+    Ok(stored)
 }
 
 /// A cached resource/organization access token still valid `margin_secs` from now.
 pub async fn cached_access_token(
-    conn: &mut PgConnection,
+    pool: &PgPool,
     cipher: &TokenCipher,
     session_id: Uuid,
     audience: &str,
@@ -109,7 +210,7 @@ pub async fn cached_access_token(
     .bind(session_id)
     .bind(audience)
     .bind(margin_secs as f64)
-    .fetch_optional(conn)
+    .fetch_optional(pool)
     .await
     .map(|row: Option<(String, i64)>| {
         row.and_then(|(token, expires_at)| Some((cipher.open(sealed::ACCESS_TOKEN, &token)?, expires_at)))
@@ -273,21 +374,4 @@ pub async fn sweep(pool: &PgPool, batch: i64) -> Result<u64, sqlx::Error> {
         total += sqlx::query(sql).bind(batch).execute(pool).await?.rows_affected();
     }
     Ok(total)
-}
-
-/// Stores a rotated refresh token (and a new ID token) after a resource-token refresh.
-pub async fn store_refresh_token(
-    conn: &mut PgConnection,
-    cipher: &TokenCipher,
-    session_id: Uuid,
-    refresh_token: &str,
-    id_token: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("update sessions set refresh_token = $2, id_token = coalesce($3, id_token) where session_id = $1")
-        .bind(session_id)
-        .bind(cipher.seal(sealed::REFRESH_TOKEN, refresh_token))
-        .bind(id_token.map(|t| cipher.seal(sealed::ID_TOKEN, t)))
-        .execute(conn)
-        .await
-        .map(|_| ())
 }

@@ -455,3 +455,51 @@ async fn a_step_up_expires_after_admin_max_auth_age(pool: PgPool) {
     assert_eq!(sign_out_everywhere(&admin, user_id).await.status(), 303);
     assert_eq!(victim.me_status_soon(401).await, 401);
 }
+
+/// Lifecycle issue, item 8: a role removed at Logto stops counting within
+/// `SESSION_REVALIDATE_AFTER`, without a new sign-in: an admin request on an older session
+/// revalidates it first (a refresh grant whose verified ID token brings the current roles).
+#[sqlx::test]
+async fn a_role_removed_at_logto_stops_counting_within_the_revalidation_bound(pool: PgPool) {
+    let app = spawn_app_with(pool, FakeOp::start().await, &[("SESSION_REVALIDATE_AFTER", "2")]).await;
+    app.signed_in(&TestUser::alice()).await;
+    assert_eq!(app.get("/admin").await.status(), 200);
+    let grants = app.op.counters().refresh_grants;
+    let mut demoted = TestUser::alice();
+    demoted.claims.insert("roles".into(), serde_json::json!(["viewer"]));
+    app.op.replace_user_in_grants(&demoted);
+    assert_eq!(app.get("/admin").await.status(), 200, "within the bound the checked roles stand");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(app.get("/admin").await.status(), 403);
+    assert_eq!(app.get("/api/admin/users").await.status(), 403);
+    assert!(app.op.counters().refresh_grants > grants, "revalidated at Logto");
+    assert_eq!(app.me_status().await, 200, "still signed in, just not an admin");
+}
+
+/// Lifecycle issue, item 8: a user Logto no longer honours (suspended, deleted: the grant is
+/// gone) loses their sessions in the background, without visiting an admin page.
+#[sqlx::test]
+async fn a_session_logto_no_longer_honours_ends_in_the_background(pool: PgPool) {
+    let app = spawn_app_with(pool, FakeOp::start().await, &[("SESSION_REVALIDATE_AFTER", "1")]).await;
+    app.signed_in(&TestUser::named("bob0000000001", "Bob")).await;
+    assert_eq!(app.me_status().await, 200);
+    app.op.set(|b| b.refresh_invalid_grant = true);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(6);
+    while app.me_status().await == 200 {
+        assert!(std::time::Instant::now() < deadline, "the session outlived the revalidation bound");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(app.me_status().await, 401);
+    assert_eq!(app.count("select count(*) from sessions where user_id is not null").await, 0);
+}
+
+/// An outage during revalidation keeps the session (and answers the admin request 503).
+#[sqlx::test]
+async fn an_outage_during_revalidation_keeps_the_session(pool: PgPool) {
+    let app = spawn_app_with(pool, FakeOp::start().await, &[("SESSION_REVALIDATE_AFTER", "1")]).await;
+    app.signed_in(&TestUser::alice()).await;
+    app.op.stop().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(app.get("/admin").await.status(), 503);
+    assert_eq!(app.me_status().await, 200);
+}

@@ -347,3 +347,48 @@ async fn an_altered_sealed_refresh_token_is_not_used(pool: PgPool) {
     assert_eq!(app.op.counters().refresh_grants, 0);
     assert_eq!(app.me_status().await, 200, "the session itself is unharmed");
 }
+
+/// Lifecycle issue, item 1 (HIGH): a refresh never holds a pooled connection or a row lock
+/// while Logto answers. 24 concurrent resource requests from one session while Logto takes 3 s
+/// per refresh: another user's `/api/me` (read from Postgres: cache off) answers 200 in under
+/// 100 ms throughout, and the session's own requests get 200, 429 or 503, never anything else.
+#[sqlx::test]
+async fn a_slow_refresh_storm_from_one_session_never_starves_other_users(pool: PgPool) {
+    let resources: Vec<String> = (0..24).map(|i| format!("https://r{i}.example.com")).collect();
+    let configured = resources.join(", ");
+    let app =
+        spawn_app_with(pool, FakeOp::start().await, &[("LOGTO_RESOURCES", &configured), ("SESSION_CACHE", "false")])
+            .await;
+    app.signed_in(&TestUser::alice()).await;
+    let alice = app.cookie().expect("alice's cookie");
+    app.set_cookie(None);
+    app.signed_in(&TestUser::named("bob0000000001", "Bob")).await;
+    let bob = app.cookie().expect("bob's cookie");
+    app.op.set(|b| b.refresh_delay = Duration::from_secs(3));
+
+    let storm = futures_util::future::join_all(resources.iter().map(|r| {
+        let query = format!(
+            "/api/access-token?resource={}",
+            url::form_urlencoded::byte_serialize(r.as_bytes()).collect::<String>()
+        );
+        let alice = alice.clone();
+        let app = &app;
+        async move { app.get_with_cookie(&query, Some(&alice)).await.status().as_u16() }
+    }));
+    let probe = async {
+        let mut worst = Duration::ZERO;
+        let until = std::time::Instant::now() + Duration::from_secs(4);
+        while std::time::Instant::now() < until {
+            let started = std::time::Instant::now();
+            let status = app.get_with_cookie("/api/me", Some(&bob)).await.status();
+            assert_eq!(status, 200, "another user's /api/me during the storm");
+            worst = worst.max(started.elapsed());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        worst
+    };
+    let (statuses, worst) = tokio::join!(storm, probe);
+    assert!(worst < Duration::from_millis(100), "another user's /api/me took {worst:?}");
+    assert!(statuses.iter().all(|s| [200, 429, 503].contains(s)), "{statuses:?}");
+    assert!(statuses.contains(&200), "some tokens were issued: {statuses:?}");
+}

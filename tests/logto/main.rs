@@ -619,3 +619,73 @@ async fn signing_key_rotation_at_logto_needs_no_restart_and_retired_keys_are_ref
     first.close().await.ok();
     second.close().await.ok();
 }
+
+/// Item 6: the admin role assigned through the Management API opens `/admin` after sign-in; the
+/// role removed at Logto stops counting within `SESSION_REVALIDATE_AFTER` (no new sign-in).
+#[sqlx::test]
+async fn a_role_given_and_taken_at_logto_opens_and_closes_the_admin_page(pool: PgPool) {
+    let (logto, _keys) = logto().await;
+    let role_name = management::unique("admins");
+    let role = logto.create_role(&role_name, &[]).await.expect("role");
+    let settings = [("ADMIN_ROLE", role_name.as_str()), ("SESSION_REVALIDATE_AFTER", "2")];
+    let app = TestApp::start(logto, pool, AppOptions { settings: &settings, ..Default::default() }).await.expect("app");
+    let (username, user_id) = new_user(logto, "Adele Goldberg").await.expect("user");
+    logto.assign_roles(&user_id, std::slice::from_ref(&role)).await.expect("assign");
+    let driver = Driver::start().await.expect("chromedriver");
+    let browser = driver.browser().await.expect("browser");
+    scenario("logto_admin_role", &browser, || async {
+        app.sign_in(&browser, &username).await?;
+        text_of(&browser, "#admin-link").await.context("the home page offers Admin")?;
+        browser.goto(&app.url("/admin")).await?;
+        text_of(&browser, "#counts").await.context("the admin page")?;
+        logto.remove_role(&user_id, &role).await?;
+        tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+        browser.goto(&app.url("/admin")).await?;
+        ensure!(text_of(&browser, "h1").await? == "Access denied", "the removed role no longer counts");
+        ensure!(app.me(&browser).await?["roles"] == serde_json::json!([]), "roles follow Logto");
+        Ok(())
+    })
+    .await;
+    browser.close().await.ok();
+}
+
+/// Lifecycle item 8 / operability item 4 against real Logto: a user suspended through the
+/// Management API loses their app session within the revalidation bound (Logto revokes the
+/// user's grants; the background revalidation's refresh is refused).
+#[sqlx::test]
+async fn a_user_suspended_at_logto_loses_the_app_session(pool: PgPool) {
+    let (logto, _keys) = logto().await;
+    let app = TestApp::start(
+        logto,
+        pool,
+        AppOptions { settings: &[("SESSION_REVALIDATE_AFTER", "2")], ..Default::default() },
+    )
+    .await
+    .expect("app");
+    let (username, user_id) = new_user(logto, "Mary Shaw").await.expect("user");
+    let driver = Driver::start().await.expect("chromedriver");
+    let browser = driver.browser().await.expect("browser");
+    scenario("logto_suspended", &browser, || async {
+        app.sign_in(&browser, &username).await?;
+        logto.set_suspended(&user_id, true).await?;
+        let sessions = || async {
+            let n: i64 = sqlx::query_scalar("select count(*) from sessions where user_id is not null")
+                .fetch_one(&app.pool)
+                .await?;
+            anyhow::Ok(n)
+        };
+        eventually(std::time::Duration::from_secs(8), "the suspended user's session ending", || async {
+            Ok(sessions().await? == 0)
+        })
+        .await?;
+        browser.goto(&app.url("/")).await?;
+        text_of(&browser, "#sign-in").await.context("signed out")?;
+        // And Logto refuses the next sign-in.
+        click(&browser, "#sign-in").await?;
+        password_sign_in_at_logto(&browser, &username).await?;
+        wait_for_text(&browser, "suspended").await.context("Logto's message for a suspended account")?;
+        Ok(())
+    })
+    .await;
+    browser.close().await.ok();
+}

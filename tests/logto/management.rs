@@ -3,8 +3,6 @@
 //! sign-in experience, signing keys). Credentials are those of the machine-to-machine app that
 //! `../shared/logto/bootstrap.sh` creates (or any M2M app with the "Logto Management API access"
 //! role).
-// Helpers the scenarios of the revalidation and blocking features use are kept with the rest.
-#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
@@ -181,15 +179,6 @@ impl Management {
         }
         let role = self.post("/roles", body).await?;
         Ok(role["id"].as_str().context("role id")?.to_owned())
-    }
-
-    /// The id of the role named `name`, created when missing (role names are unique per tenant).
-    pub async fn role_id(&self, name: &str) -> anyhow::Result<String> {
-        let roles = self.get(&format!("/roles?search={}", urlencode(name))).await?;
-        if let Some(role) = roles.as_array().into_iter().flatten().find(|r| r["name"] == name) {
-            return Ok(role["id"].as_str().context("role id")?.to_owned());
-        }
-        self.create_role(name, &[]).await
     }
 
     pub async fn assign_roles(&self, user_id: &str, role_ids: &[String]) -> anyhow::Result<()> {
