@@ -12,7 +12,13 @@ cases=(
   "src/auth/id_token.rs|if audiences.iter().any(|if false \&\& audiences.iter().any(|id_token::an_extra_untrusted_audience_is_rejected"
   "src/auth/flow.rs|Some(s) if s == sub => Ok(info),|Some(_) => Ok(info),|resilience::userinfo_failures_fail_the_sign_in"
   "src/routes/auth.rs|if iss == Some(metadata.issuer.as_str()) {|if iss.is_some() {|callback::a_wrong_iss_parameter_is_refused_before_the_token_request"
-  "src/session/repo.rs|concat!(select_tokens!(), \" for update\")|select_tokens!()|lifecycle::concurrent_requests_cause_exactly_one_refresh"
+  "src/session/repo.rs|            and (refresh_lease is null or refresh_lease_until < now())|            and true|lifecycle::concurrent_refreshes_on_two_instances_are_serialised"
+  "src/auth/flow.rs|        request = request.add_extra_param(\"resource\", resource.to_owned());\n    }\n    if settings|    }\n    if settings|lifecycle::configured_resources_are_named_in_the_authorization_request"
+  "src/routes/api.rs|(Some(r), None) if state.settings.is_configured_resource(r) =>|(Some(r), None) if valid(r) =>|lifecycle::a_refused_resource_is_a_clear_4xx"
+  "src/auth/jwks.rs|Some(set) if set.fetched_at.elapsed() < self.max_age => set,|Some(set) => set,|backchannel::a_key_the_provider_no_longer_publishes_is_refused_after_jwks_max_age"
+  "src/auth/jwks.rs|let slot = \&mut log.unknown_kid[caller as usize];|let slot = \&mut log.unknown_kid[0];|backchannel::back_channel_posts_cannot_spend_the_refetch_a_sign_in_needs"
+  "src/admin/mod.rs|                crate::auth::refresh::revalidate(\&state, session_id).await?;|                let _ = session_id;|admin::a_role_removed_at_logto_stops_counting_within_the_revalidation_bound"
+  "src/startup.rs|        tokio::spawn(crate::auth::revalidation::run(state.clone()));||admin::a_session_logto_no_longer_honours_ends_in_the_background"
   "src/session/repo.rs|    if !fresh {|    if false \&\& !fresh {|backchannel::a_replayed_logout_token_is_refused"
   "src/admin/mod.rs|    if signed_in_recently(session, settings) {|    if true {|admin::admin_actions_without_a_known_recent_sign_in_ask_for_a_step_up"
   "src/auth/id_token.rs|None => return Err(TokenError::Claim(\"auth_time is missing although max_age was requested\")),|None => {}|admin::a_step_up_whose_id_token_lacks_auth_time_is_refused"
@@ -27,7 +33,8 @@ for case in "${cases[@]}"; do
   cp "$file" "$file.orig"
   python3 - "$file" "$from" "$to" <<'PY'
 import sys
-path, old, new = sys.argv[1], sys.argv[2].replace('\\&', '&'), sys.argv[3].replace('\\&', '&')
+unescape = lambda s: s.replace('\\&', '&').replace('\\n', '\n')
+path, old, new = sys.argv[1], unescape(sys.argv[2]), unescape(sys.argv[3])
 text = open(path).read()
 if old not in text:
     sys.exit(f"pattern not found in {path}: {old}")

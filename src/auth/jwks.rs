@@ -7,7 +7,8 @@
 //! default) for each kind of caller, so Logto key rotation works without a restart, a flood of
 //! tokens with random `kid`s cannot hammer the provider, and anonymous back-channel posts cannot
 //! use up the refetches that sign-ins need. Fetches run one at a time (single flight) and
-//! outside the lock readers take.
+//! outside the lock readers take. While the JWKS cannot be fetched, keys fetched within
+//! `max_age` keep verifying tokens with a known `kid`; after that, verification fails closed.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -16,10 +17,6 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgo
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 use super::http::{CallError, ProviderHttp};
-
-/// While the provider cannot be reached, a set older than `max_age` is still used for this long
-/// (signing in keeps working through a short JWKS outage); after that, verification is an outage.
-pub const STALE_GRACE: Duration = Duration::from_secs(3600);
 
 /// One fetched key set.
 struct KeySet {
@@ -67,6 +64,9 @@ pub enum KeyError {
     AmbiguousKey,
     #[error("fetching the JWKS failed")]
     Fetch(#[source] CallError),
+    /// The last fetch failed moments ago and no current set is at hand.
+    #[error("the JWKS is unavailable (a recent fetch failed)")]
+    Unavailable,
 }
 
 /// A verification key with the algorithms it may be used with.
@@ -108,18 +108,13 @@ impl JwksCache {
         alg: Algorithm,
         caller: Caller,
     ) -> Result<SigningKey, KeyError> {
+        // A set older than `max_age` is never used: it is fetched again, and if that fails the
+        // token cannot be verified (an outage, fail closed).
         let mut set = match self.snapshot(jwks_uri) {
             Some(set) if set.fetched_at.elapsed() < self.max_age => set,
-            stale => match self.fetch(http, jwks_uri, Reason::Stale).await {
-                Ok(Some(set)) => set,
-                Ok(None) => stale.ok_or_else(|| KeyError::UnknownKid(kid.unwrap_or_default().to_owned()))?,
-                Err(e) => match stale.filter(|s| s.fetched_at.elapsed() < self.max_age + STALE_GRACE) {
-                    Some(stale) => {
-                        tracing::warn!(error = %e, "JWKS refresh failed: using the previous set for now");
-                        stale
-                    }
-                    None => return Err(e),
-                },
+            _ => match self.fetch(http, jwks_uri, Reason::Stale).await? {
+                Some(set) => set,
+                None => return Err(KeyError::Unavailable),
             },
         };
         if let Some(key) = select(&set.keys, kid, alg) {

@@ -35,6 +35,7 @@ impl TokenError {
     /// The JWKS could not be fetched: an outage, not a bad token.
     pub fn is_outage(&self) -> bool {
         matches!(self, Self::Key(KeyError::Fetch(e)) if e.is_outage())
+            || matches!(self, Self::Key(KeyError::Unavailable))
     }
 }
 

@@ -139,3 +139,19 @@ async fn a_database_outage_is_a_503_never_a_500(pool: PgPool) {
     assert_eq!(app.get("/readyz").await.status(), 503);
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
+
+/// AVL-03: while the JWKS is unreachable, keys fetched within `JWKS_MAX_AGE` still verify
+/// tokens with a known `kid`; once the set is older than that, verification fails closed (503).
+#[sqlx::test]
+async fn a_jwks_outage_keeps_known_keys_only_within_the_max_age(pool: PgPool) {
+    let app = spawn_app_with(pool, FakeOp::start().await, &[("JWKS_MAX_AGE", "2")]).await;
+    assert_eq!(sign_in_status(&app).await, 303, "keys fetched");
+    app.op.set(|b| b.jwks_up = false);
+    assert_eq!(sign_in_status(&app).await, 303, "a known kid within the max age");
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(sign_in_status(&app).await, 503, "the set is too old and cannot be refreshed");
+    app.op.set(|b| b.jwks_up = true);
+    // A failed fetch is not retried within the refetch cooldown (1 s in tests).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(sign_in_status(&app).await, 303, "back after the outage");
+}
