@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::flow::{self, RefreshError, unix_now};
 use super::id_token::{self, Expectations, IdTokenClaims};
+use super::jwt::TokenError;
 use crate::error::AppError;
 use crate::session::repo::{self as sessions, Claim, RefreshResult, StoredTokens};
 use crate::startup::AppState;
@@ -255,16 +256,36 @@ async fn refresh_claimed(
         }
     };
 
-    // A new ID token must be about the same user for the same client (Core §12.2).
+    // A new ID token must be about the same user for the same client (Core §12.2). Only a real
+    // mismatch ends the session; a token that cannot be checked right now (keys unreachable, an
+    // unknown key within the refetch cooldown) or is broken keeps the session and the refresh
+    // token Logto just rotated, and the request fails with 503 / 502.
     let mut new_claims: Option<IdTokenClaims> = None;
     if let Some(raw) = &refreshed.id_token {
         let metadata = metadata(state)?;
         match check_refreshed_id_token(state, &metadata, stored.id_token.as_deref(), raw).await {
             Ok(claims) => new_claims = Some(claims),
-            Err(reason) => {
+            Err(RefreshedIdToken::Mismatch(reason)) => {
                 end_session(state, session_id).await?;
                 tracing::warn!(%session_id, %reason, "refreshed ID token does not match the session: session ended");
                 return Err(AppError::NotAuthenticated);
+            }
+            Err(RefreshedIdToken::Unusable(error)) => {
+                let keep = RefreshResult {
+                    session_access_token: None,
+                    audience_token: None,
+                    refresh_token: refreshed.refresh_token.as_deref(),
+                    id_token: None,
+                    revalidated: false,
+                };
+                let mut conn = state.pool.acquire().await?;
+                sessions::store_refreshed(&mut conn, &state.token_cipher, session_id, lease, &keep).await?;
+                tracing::warn!(%session_id, error = %error, "the refreshed ID token could not be verified: session kept");
+                return Err(if error.is_outage() || matches!(error, TokenError::Key(_)) {
+                    AppError::ProviderUnavailable(anyhow::Error::new(error).context("refreshed ID token"))
+                } else {
+                    AppError::ProviderInvalidResponse(anyhow::Error::new(error).context("refreshed ID token"))
+                });
             }
         }
     }
@@ -340,12 +361,21 @@ async fn end_session(state: &AppState, session_id: Uuid) -> Result<(), AppError>
     Ok(())
 }
 
+/// Why a refreshed ID token is not used.
+enum RefreshedIdToken {
+    /// About another user or client (Core §12.2): the session ends.
+    Mismatch(String),
+    /// Not verifiable now, or broken: the session stays.
+    Unusable(TokenError),
+}
+
 async fn check_refreshed_id_token(
     state: &AppState,
     metadata: &crate::auth::discovery::ProviderMetadata,
     original: Option<&str>,
     raw: &str,
-) -> Result<IdTokenClaims, String> {
+) -> Result<IdTokenClaims, RefreshedIdToken> {
+    use jsonwebtoken::errors::ErrorKind;
     let verifier = flow::verifier(
         &state.settings,
         metadata,
@@ -353,24 +383,32 @@ async fn check_refreshed_id_token(
         &state.jwks,
         crate::auth::jwks::Caller::TokenEndpoint,
     );
-    let claims = id_token::validate(
-        &verifier,
-        raw,
-        &Expectations { nonce: None, not_issued_before: None, max_age: None, access_token: None, now: unix_now() },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let original = original.and_then(unverified_claims).ok_or("no original ID token to compare with")?;
+    let expect =
+        Expectations { nonce: None, not_issued_before: None, max_age: None, access_token: None, now: unix_now() };
+    let claims = match id_token::validate(&verifier, raw, &expect).await {
+        Ok(claims) => claims,
+        Err(TokenError::Invalid(e)) if matches!(e.kind(), ErrorKind::InvalidAudience | ErrorKind::InvalidIssuer) => {
+            return Err(RefreshedIdToken::Mismatch(format!("{e}")));
+        }
+        Err(TokenError::Claim(claim)) if claim.starts_with("iss") || claim.starts_with("aud") || claim == "azp" => {
+            return Err(RefreshedIdToken::Mismatch(claim.to_owned()));
+        }
+        Err(error) => return Err(RefreshedIdToken::Unusable(error)),
+    };
+    let mismatch = |what: &str| Err(RefreshedIdToken::Mismatch(what.to_owned()));
+    let Some(original) = original.and_then(unverified_claims) else {
+        return mismatch("no original ID token to compare with");
+    };
     if original.get("sub").and_then(|v| v.as_str()) != Some(claims.sub.as_str()) {
-        return Err("sub differs".into());
+        return mismatch("sub differs");
     }
     if original.get("iss").and_then(|v| v.as_str()) != Some(claims.iss.as_str()) {
-        return Err("iss differs".into());
+        return mismatch("iss differs");
     }
     if let (Some(new_nonce), Some(old_nonce)) = (&claims.nonce, original.get("nonce").and_then(|v| v.as_str()))
         && new_nonce != old_nonce
     {
-        return Err("nonce differs".into());
+        return mismatch("nonce differs");
     }
     Ok(claims)
 }

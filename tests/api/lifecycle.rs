@@ -392,3 +392,24 @@ async fn a_slow_refresh_storm_from_one_session_never_starves_other_users(pool: P
     assert!(statuses.iter().all(|s| [200, 429, 503].contains(s)), "{statuses:?}");
     assert!(statuses.contains(&200), "some tokens were issued: {statuses:?}");
 }
+
+/// Lifecycle issue, item 3: a refreshed ID token that cannot be checked right now (the JWKS is
+/// unreachable and the token names a new key) is an outage: 503, the session stays, and the
+/// refresh token Logto rotated in that response is kept (the next refresh uses it: no reuse).
+#[sqlx::test]
+async fn a_transient_problem_checking_a_refreshed_id_token_keeps_the_session(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    app.op.rotate_to(crate::fake_op::TestKey::es384_b());
+    app.op.set(|b| b.jwks_up = false);
+    expire_access_token(&app).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(access_token(&app, "").await.status(), 503);
+    assert_eq!(app.me_status().await, 200, "the session is kept");
+    app.op.set(|b| b.jwks_up = true);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(access_token(&app, "").await.status(), 200);
+    let counters = app.op.counters();
+    assert_eq!(counters.refresh_grants, 2);
+    assert_eq!(counters.refresh_reuse, 0, "the rotated refresh token was stored and used");
+}
