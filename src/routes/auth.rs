@@ -151,6 +151,7 @@ pub async fn callback(
     // Identity::login renews the session key: the pre-login cookie stops working (fixation).
     // The old row is deleted in the same statement that inserts the new one.
     renewal::combine_renewal();
+    session.reset_for_sign_in()?;
     Identity::login(&req.extensions(), user_id.to_string()).map_err(|e| AppError::Unexpected(anyhow!("{e}")))?;
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let client_ip = client_ip(&req, state.settings.trust_forwarded_for).map(|ip| ip.to_string());

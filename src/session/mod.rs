@@ -84,8 +84,20 @@ impl TypedSession {
         self.get(keys::LOGIN_BINDING)
     }
 
-    /// Fills a freshly signed-in session (after `Identity::login` renewed its key). The login
-    /// binding stays, so a sign-in still pending in another tab of this browser can finish.
+    /// Empties the session before a sign-in (before `Identity::login`): nothing of a previous
+    /// user of this browser (their `auth_time`, Logto `sid`, CSRF token, session id) carries
+    /// over. Only the login binding stays, so a sign-in still pending in another tab can finish.
+    pub fn reset_for_sign_in(&self) -> Result<(), AppError> {
+        let binding = self.existing_login_binding();
+        self.0.clear();
+        match binding {
+            Some(binding) => self.set(keys::LOGIN_BINDING, binding),
+            None => Ok(()),
+        }
+    }
+
+    /// Fills a freshly signed-in session (after `reset_for_sign_in` and `Identity::login`, which
+    /// renewed its key).
     pub fn start(
         &self,
         tokens: &TokenSet,

@@ -503,3 +503,37 @@ async fn an_outage_during_revalidation_keeps_the_session(pool: PgPool) {
     assert_eq!(app.get("/admin").await.status(), 503);
     assert_eq!(app.me_status().await, 200);
 }
+
+/// Lifecycle issue, item 5: a second user signing in in the same browser starts from a clean
+/// session. Admin A stepped up (recent `auth_time`, Logto `sid` A); admin B signs in there with a
+/// plain sign-in: B must step up for an admin action, and B's session carries B's `sid` only
+/// (A's back-channel logout must not end it).
+#[sqlx::test]
+async fn a_second_user_in_the_same_browser_inherits_nothing_from_the_first(pool: PgPool) {
+    let app = spawn_app_with(pool.clone(), FakeOp::start().await, &[("ADMIN_SUBJECTS", "carol0000001")]).await;
+    app.stepped_up(&TestUser::alice()).await;
+    let (_victim, victim_id) = bob_signed_in_elsewhere(&app, &pool).await;
+    let mut carol = TestUser::named("carol0000001", "Carol");
+    carol.sid = Some("sid-carol-1".into());
+    app.signed_in(&carol).await; // same cookie jar: the browser Alice used
+    let sids: Vec<Option<String>> = sqlx::query_scalar(
+        "select s.logto_sid from sessions s join users u using (user_id) where u.subject = 'carol0000001'",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("carol's session");
+    assert_eq!(sids, vec![Some("sid-carol-1".to_owned())]);
+    assert_eq!(sign_out_everywhere(&app, victim_id).await.status(), 403, "Carol has not stepped up");
+
+    // Without a sid of her own, Carol's session has none (not Alice's).
+    let mut dave = TestUser::named("carol0000001", "Carol");
+    dave.sid = None;
+    app.signed_in(&dave).await;
+    let sids: Vec<Option<String>> = sqlx::query_scalar(
+        "select s.logto_sid from sessions s join users u using (user_id) where u.subject = 'carol0000001'",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("carol's session");
+    assert_eq!(sids, vec![None]);
+}
