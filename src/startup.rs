@@ -238,7 +238,7 @@ impl Application {
                 .wrap(from_fn(routes::headers::apply))
                 .wrap(from_fn(routes::errors::session_store_failure))
                 .wrap(from_fn(routes::headers::server_timing))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
                 .configure(routes::configure)
         })
         .listen(listener)?

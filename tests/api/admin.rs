@@ -274,6 +274,13 @@ async fn bad_queries_are_a_400(pool: PgPool) {
     assert_eq!(app.get("/api/admin/users?active=maybe").await.status(), 400);
     assert_eq!(app.get("/admin/users/not-a-uuid").await.status(), 404);
     assert_eq!(app.get(&format!("/admin/users/{}", Uuid::new_v4())).await.status(), 404);
+    // Lifecycle issue, item 12: a well-formed cursor whose time Postgres cannot represent.
+    for micros in [i64::MAX, i64::MIN, -1] {
+        let cursor = logto_signin::admin::cursor::Cursor { activity_micros: micros, user_id: Uuid::new_v4() }.encode();
+        for path in [format!("/api/admin/users?cursor={cursor}"), format!("/admin?cursor={cursor}&view=all")] {
+            assert_eq!(app.get(&path).await.status(), 400, "{path}");
+        }
+    }
 }
 
 #[sqlx::test]

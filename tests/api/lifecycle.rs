@@ -413,3 +413,24 @@ async fn a_transient_problem_checking_a_refreshed_id_token_keeps_the_session(poo
     assert_eq!(counters.refresh_grants, 2);
     assert_eq!(counters.refresh_reuse, 0, "the rotated refresh token was stored and used");
 }
+
+/// Lifecycle issue, item 14: the authorization `code` and `state`, and the session cookie, never
+/// reach the logs (the request span must not record the query string or cookies).
+#[sqlx::test]
+async fn codes_states_and_cookies_never_reach_the_logs(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let authorization_url = app.begin_sign_in("/sign-in").await;
+    let state = query_param(&authorization_url, "state").expect("state");
+    let code = app.op.authorize(&authorization_url, &TestUser::alice());
+    let issuer = app.op.issuer.clone();
+    assert_eq!(app.callback(&[("code", &code), ("state", &state), ("iss", &issuer)]).await.status(), 303);
+    let cookie = app.cookie().expect("signed in");
+    assert_eq!(app.me_status().await, 200);
+    // A refused callback (replayed) is logged as a warning: with neither value in it.
+    assert_eq!(app.callback(&[("code", &code), ("state", &state), ("iss", &issuer)]).await.status(), 400);
+    let logs = captured_logs();
+    assert!(logs.contains("signed in"), "the sign-in was logged");
+    for (what, secret) in [("code", &code), ("state", &state), ("cookie", &cookie)] {
+        assert!(secret.len() > 10 && !logs.contains(secret.as_str()), "the {what} leaked into the logs");
+    }
+}
