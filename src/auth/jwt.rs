@@ -77,7 +77,11 @@ impl Verifier<'_> {
         let typ_ok = match (typ, header.typ.as_deref()) {
             (Typ::IdToken, None) => true,
             (Typ::IdToken, Some(t)) => t.eq_ignore_ascii_case("JWT"),
-            (Typ::Exactly(want), Some(t)) => t.eq_ignore_ascii_case(want),
+            // RFC 7515 §4.1.9: `application/` may be left out of a `typ` media type.
+            (Typ::Exactly(want), Some(t)) => {
+                let t = t.get(..12).filter(|p| p.eq_ignore_ascii_case("application/")).map_or(t, |_| &t[12..]);
+                t.eq_ignore_ascii_case(want)
+            }
             (Typ::Exactly(_), None) => false,
         };
         if !typ_ok {
@@ -92,6 +96,7 @@ impl Verifier<'_> {
         let key = self.jwks.key_for(self.http, self.jwks_uri, header.kid.as_deref(), header.alg, self.caller).await?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.set_issuer(&[self.issuer]);
         validation.set_audience(&[self.client_id]);
         validation.set_required_spec_claims(required);

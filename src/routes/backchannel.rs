@@ -10,6 +10,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::auth::flow::{self, unix_now};
+use crate::auth::jwt::LEEWAY_SECS;
 use crate::auth::logout_token;
 use crate::routes::errors::Rendered;
 use crate::routes::rate_limit::BackchannelLimit;
@@ -65,7 +66,9 @@ pub async fn backchannel_logout(
         }
     };
     let jti_hash = Sha256::digest(format!("{}\n{}", logout.iss, logout.jti).as_bytes()).to_vec();
-    let jti_expires_at = i64::try_from(logout.exp).unwrap_or(i64::MAX).saturating_add(60);
+    // The token is accepted while (whole seconds) now - LEEWAY <= exp: remember its jti for
+    // longer than that, so the sweeper never forgets it while a replay could still pass.
+    let jti_expires_at = i64::try_from(logout.exp).unwrap_or(i64::MAX).saturating_add(LEEWAY_SECS as i64 + 2);
     let result = sessions::backchannel_logout(
         &state.pool,
         &jti_hash,

@@ -37,8 +37,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .app_data(web::PayloadConfig::new(backchannel::MAX_BODY))
                 .route(web::post().to(backchannel::backchannel_logout)),
         )
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
+        .service(web::resource("/healthz").route(web::get().to(health::healthz)).route(web::head().to(health::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(health::readyz)).route(web::head().to(health::readyz)))
         .service(actix_files::Files::new("/static", "static").prefer_utf8(true))
         .default_service(web::to(not_found));
 }

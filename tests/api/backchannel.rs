@@ -337,3 +337,24 @@ async fn back_channel_posts_cannot_spend_the_refetch_a_sign_in_needs(pool: PgPoo
     assert_eq!(post_logout(&app, form(&forged)).await.status(), 400);
     assert_eq!(app.op.counters().jwks, fetches + 1);
 }
+
+/// Lifecycle issue, item 15: `typ: application/logout+jwt` is the same media type as
+/// `logout+jwt` (RFC 7515 §4.1.9) and is accepted; the remembered `jti` outlives the time the
+/// token is accepted (its `exp` plus the leeway), so a replay just before that is still refused.
+#[sqlx::test]
+async fn the_full_media_type_is_accepted_and_the_jti_outlives_the_token(pool: PgPool) {
+    let app = signed_in_alice(pool).await;
+    let token = app.op.logout_token(Some("alice0000001"), Some("sid-alice-1"), |h, _| {
+        h.typ = Some("application/logout+jwt".into());
+    });
+    assert_eq!(post_logout(&app, form(&token)).await.status(), 200);
+    assert_eq!(app.me_status().await, 401);
+    let exp =
+        jsonwebtoken::dangerous::insecure_decode::<Value>(&token).expect("claims").claims["exp"].as_i64().expect("exp");
+    let remembered: f64 = sqlx::query_scalar("select extract(epoch from expires_at)::float8 from logout_token_jtis")
+        .fetch_one(&app.pool)
+        .await
+        .expect("jti");
+    // Accepted while now (whole seconds) - 60 <= exp, i.e. until exp + 61 (exclusive).
+    assert!(remembered >= (exp + 61) as f64, "jti remembered until {remembered}, token accepted until {}", exp + 61);
+}

@@ -386,3 +386,14 @@ async fn a_right_at_hash_is_accepted(pool: PgPool) {
     app.op.set(|b| b.at_hash = Some(true));
     assert_accepted(&app).await;
 }
+
+/// Lifecycle issue, item 15: a token that is not valid yet (`nbf` in the future) is refused.
+#[sqlx::test]
+async fn a_token_not_valid_yet_is_rejected(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.op.tamper(|_, c| {
+        let now = jsonwebtoken::get_current_timestamp();
+        c.insert("nbf".into(), json!(now + 600));
+    });
+    assert_rejected(&app).await;
+}

@@ -104,3 +104,13 @@ async fn health_and_readiness(pool: PgPool) {
     assert_eq!(ready["database"], "ok");
     assert_eq!(ready["provider"], "ok");
 }
+
+/// Lifecycle issue, item 15: load balancers probe with HEAD.
+#[sqlx::test]
+async fn health_checks_answer_head_too(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    for path in ["/healthz", "/readyz"] {
+        let response = app.client.head(app.url(path)).send().await.expect("head");
+        assert_eq!(response.status(), 200, "HEAD {path}");
+    }
+}
