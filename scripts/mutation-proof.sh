@@ -6,30 +6,35 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
-# file | exact text to replace | replacement | test filter
+# file ~ exact text to replace ~ replacement ~ test filter (\n in the texts is a newline)
 cases=(
-  "src/auth/id_token.rs|if let Some(expected) = expect.nonce {|if let Some(expected) = None::<\&str> {|id_token::nonce_mismatch_is_rejected"
-  "src/auth/id_token.rs|if audiences.iter().any(|if false \&\& audiences.iter().any(|id_token::an_extra_untrusted_audience_is_rejected"
-  "src/auth/flow.rs|Some(s) if s == sub => Ok(info),|Some(_) => Ok(info),|resilience::userinfo_failures_fail_the_sign_in"
-  "src/routes/auth.rs|if iss == Some(metadata.issuer.as_str()) {|if iss.is_some() {|callback::a_wrong_iss_parameter_is_refused_before_the_token_request"
-  "src/session/repo.rs|            and (refresh_lease is null or refresh_lease_until < now())|            and true|lifecycle::concurrent_refreshes_on_two_instances_are_serialised"
-  "src/auth/flow.rs|        request = request.add_extra_param(\"resource\", resource.to_owned());\n    }\n    if settings|    }\n    if settings|lifecycle::configured_resources_are_named_in_the_authorization_request"
-  "src/routes/api.rs|(Some(r), None) if state.settings.is_configured_resource(r) =>|(Some(r), None) if valid(r) =>|lifecycle::a_refused_resource_is_a_clear_4xx"
-  "src/auth/jwks.rs|Some(set) if set.fetched_at.elapsed() < self.max_age => set,|Some(set) => set,|backchannel::a_key_the_provider_no_longer_publishes_is_refused_after_jwks_max_age"
-  "src/auth/jwks.rs|let slot = \&mut log.unknown_kid[caller as usize];|let slot = \&mut log.unknown_kid[0];|backchannel::back_channel_posts_cannot_spend_the_refetch_a_sign_in_needs"
-  "src/admin/mod.rs|                crate::auth::refresh::revalidate(\&state, session_id).await?;|                let _ = session_id;|admin::a_role_removed_at_logto_stops_counting_within_the_revalidation_bound"
-  "src/startup.rs|        tokio::spawn(crate::auth::revalidation::run(state.clone()));||admin::a_session_logto_no_longer_honours_ends_in_the_background"
-  "src/session/repo.rs|    if !fresh {|    if false \&\& !fresh {|backchannel::a_replayed_logout_token_is_refused"
-  "src/admin/mod.rs|    if signed_in_recently(session, settings) {|    if true {|admin::admin_actions_without_a_known_recent_sign_in_ask_for_a_step_up"
-  "src/auth/id_token.rs|None => return Err(TokenError::Claim(\"auth_time is missing although max_age was requested\")),|None => {}|admin::a_step_up_whose_id_token_lacks_auth_time_is_refused"
-  "src/routes/rate_limit.rs|Some(client) => RateLimits::check(pick(\&state.rate_limits), client),|Some(_) => Ok(()),|rate_limit::sign_in_starts_beyond_the_limit_get_a_429_and_create_nothing"
-  "src/session/sealed.rs|format!(\"{PREFIX}{}\", URL_SAFE_NO_PAD.encode(bytes))|token.to_owned()|pages::the_signed_in_home_page_shows_the_user_and_never_the_tokens"
-  "src/admin/repo.rs|        if search.needs_full_check() {|        if false \&\& search.needs_full_check() {|admin::a_search_matches_the_whole_term_even_when_the_index_is_asked_for_part_of_it"
+  "src/auth/id_token.rs~if let Some(expected) = expect.nonce {~if let Some(expected) = None::<\&str> {~id_token::nonce_mismatch_is_rejected"
+  "src/auth/id_token.rs~if audiences.iter().any(~if false \&\& audiences.iter().any(~id_token::an_extra_untrusted_audience_is_rejected"
+  "src/auth/flow.rs~Some(s) if s == sub => Ok(info),~Some(_) => Ok(info),~resilience::userinfo_failures_fail_the_sign_in"
+  "src/routes/auth.rs~if iss == Some(metadata.issuer.as_str()) {~if iss.is_some() {~callback::a_wrong_iss_parameter_is_refused_before_the_token_request"
+  "src/session/repo.rs~            and (refresh_lease is null or refresh_lease_until < now())~            and true~lifecycle::concurrent_refreshes_on_two_instances_are_serialised"
+  "src/auth/flow.rs~        request = request.add_extra_param(\"resource\", resource.to_owned());\n    }\n    if settings~    }\n    if settings~lifecycle::configured_resources_are_named_in_the_authorization_request"
+  "src/routes/api.rs~(Some(r), None) if state.settings.is_configured_resource(r) =>~(Some(r), None) if valid(r) =>~lifecycle::a_refused_resource_is_a_clear_4xx"
+  "src/auth/jwks.rs~Some(set) if set.fetched_at.elapsed() < self.max_age => set,~Some(set) => set,~resilience::a_jwks_outage_keeps_known_keys_only_within_the_max_age"
+  "src/auth/jwks.rs~keys: usable_keys(\&keys),~keys: [usable_keys(\&keys), self.snapshot(jwks_uri).map(|s| s.keys.clone()).unwrap_or_default()].concat(),~backchannel::a_key_the_provider_no_longer_publishes_is_refused_after_jwks_max_age"
+  "src/routes/auth.rs~    session.reset_for_sign_in()?;\n~~admin::a_second_user_in_the_same_browser_inherits_nothing_from_the_first"
+  "src/admin/cursor.rs~        if !(0..=MAX_MICROS).contains(\&activity_micros) {~        if false {~admin::bad_queries_are_a_400"
+  "src/auth/jwt.rs~        validation.validate_nbf = true;\n~~id_token::a_token_not_valid_yet_is_rejected"
+  "src/telemetry.rs~            http.path = %request.path(),~            http.path = %request.uri(),~lifecycle::codes_states_and_cookies_never_reach_the_logs"
+  "src/auth/jwks.rs~let slot = \&mut log.unknown_kid[caller as usize];~let slot = \&mut log.unknown_kid[0];~backchannel::back_channel_posts_cannot_spend_the_refetch_a_sign_in_needs"
+  "src/admin/mod.rs~                crate::auth::refresh::revalidate(\&state, session_id).await?;~                let _ = session_id;~admin::a_role_removed_at_logto_stops_counting_within_the_revalidation_bound"
+  "src/startup.rs~        tokio::spawn(crate::auth::revalidation::run(state.clone()));~~admin::a_session_logto_no_longer_honours_ends_in_the_background"
+  "src/session/repo.rs~    if !fresh {~    if false \&\& !fresh {~backchannel::a_replayed_logout_token_is_refused"
+  "src/admin/mod.rs~    if signed_in_recently(session, settings) {~    if true {~admin::admin_actions_without_a_known_recent_sign_in_ask_for_a_step_up"
+  "src/auth/id_token.rs~None => return Err(TokenError::Claim(\"auth_time is missing although max_age was requested\")),~None => {}~admin::a_step_up_whose_id_token_lacks_auth_time_is_refused"
+  "src/routes/rate_limit.rs~Some(client) => RateLimits::check(pick(\&state.rate_limits), client),~Some(_) => Ok(()),~rate_limit::sign_in_starts_beyond_the_limit_get_a_429_and_create_nothing"
+  "src/session/sealed.rs~format!(\"{PREFIX}{}\", URL_SAFE_NO_PAD.encode(bytes))~token.to_owned()~pages::the_signed_in_home_page_shows_the_user_and_never_the_tokens"
+  "src/admin/repo.rs~        if search.needs_full_check() {~        if false \&\& search.needs_full_check() {~admin::a_search_matches_the_whole_term_even_when_the_index_is_asked_for_part_of_it"
 )
 
 printf '| removed check | file | test | result with the check removed |\n| --- | --- | --- | --- |\n'
 for case in "${cases[@]}"; do
-  IFS='|' read -r file from to test <<<"$case"
+  IFS='~' read -r file from to test <<<"$case"
   cp "$file" "$file.orig"
   python3 - "$file" "$from" "$to" <<'PY'
 import sys
