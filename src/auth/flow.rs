@@ -350,6 +350,10 @@ pub enum RefreshError {
     Busy { status: u16, retry_after_secs: Option<u64> },
     #[error("invalid refresh response")]
     Invalid(#[source] anyhow::Error),
+    /// A response that cannot be used (e.g. an unknown `token_type`) but carries a rotated
+    /// refresh token: Logto has consumed the old one, so this one must be kept.
+    #[error("invalid refresh response with a rotated refresh token")]
+    UnusableButRotated { refresh_token: String, cause: anyhow::Error },
 }
 
 /// Uses a refresh token, optionally for an API resource (RFC 8707) or an organization.
@@ -401,8 +405,13 @@ pub async fn refresh(
         });
     }
     let body: TokenBody = response.json().map_err(RefreshError::Invalid)?;
-    if !body.token_type.eq_ignore_ascii_case("bearer") || body.access_token.is_empty() {
-        return Err(RefreshError::Invalid(anyhow!("unusable access token in the refresh response")));
+    let token_type = body.token_type.as_deref().unwrap_or_default();
+    if !token_type.eq_ignore_ascii_case("bearer") || body.access_token.is_empty() {
+        let cause = anyhow!("unusable access token in the refresh response (token_type `{token_type}`)");
+        return Err(match body.refresh_token.filter(|t| !t.is_empty()) {
+            Some(refresh_token) => RefreshError::UnusableButRotated { refresh_token, cause },
+            None => RefreshError::Invalid(cause),
+        });
     }
     let ttl = body.expires_in.map_or(DEFAULT_ACCESS_TOKEN_TTL, Duration::from_secs);
     Ok(Refreshed {
@@ -417,7 +426,8 @@ pub async fn refresh(
 #[derive(Deserialize)]
 struct TokenBody {
     access_token: String,
-    token_type: String,
+    #[serde(default)]
+    token_type: Option<String>,
     #[serde(default)]
     expires_in: Option<u64>,
     #[serde(default)]

@@ -243,15 +243,18 @@ async fn refresh_claimed(
     stored: StoredTokens,
     lease: Uuid,
 ) -> Result<AccessToken, AppError> {
-    let outcome = call_logto(state, target, &stored).await;
-    let refreshed = match outcome {
+    let refreshed = match call_logto(state, target, &stored).await {
         Ok(refreshed) => refreshed,
-        Err(error) => {
-            if let AppError::NotAuthenticated = error {
-                end_session(state, session_id).await?;
-            } else {
-                sessions::release(&state.pool, session_id, lease).await?;
-            }
+        Err(Failed::GrantGone) => {
+            end_session(state, session_id).await?;
+            return Err(AppError::NotAuthenticated);
+        }
+        Err(Failed::KeepRotated { refresh_token, error }) => {
+            keep_rotated_refresh_token(state, session_id, lease, &refresh_token).await?;
+            return Err(error);
+        }
+        Err(Failed::Other(error)) => {
+            sessions::release(&state.pool, session_id, lease).await?;
             return Err(error);
         }
     };
@@ -271,15 +274,10 @@ async fn refresh_claimed(
                 return Err(AppError::NotAuthenticated);
             }
             Err(RefreshedIdToken::Unusable(error)) => {
-                let keep = RefreshResult {
-                    session_access_token: None,
-                    audience_token: None,
-                    refresh_token: refreshed.refresh_token.as_deref(),
-                    id_token: None,
-                    revalidated: false,
-                };
-                let mut conn = state.pool.acquire().await?;
-                sessions::store_refreshed(&mut conn, &state.token_cipher, session_id, lease, &keep).await?;
+                match refreshed.refresh_token.as_deref() {
+                    Some(rotated) => keep_rotated_refresh_token(state, session_id, lease, rotated).await?,
+                    None => sessions::release(&state.pool, session_id, lease).await?,
+                }
                 tracing::warn!(%session_id, error = %error, "the refreshed ID token could not be verified: session kept");
                 return Err(if error.is_outage() || matches!(error, TokenError::Key(_)) {
                     AppError::ProviderUnavailable(anyhow::Error::new(error).context("refreshed ID token"))
@@ -321,36 +319,73 @@ fn metadata(state: &AppState) -> Result<Arc<crate::auth::discovery::ProviderMeta
     state.provider.metadata().ok_or_else(|| AppError::ProviderUnavailable(anyhow!("provider metadata not loaded")))
 }
 
-/// The refresh-token grant for `target`; `NotAuthenticated` when Logto says the grant is gone.
-async fn call_logto(state: &AppState, target: &Target, stored: &StoredTokens) -> Result<flow::Refreshed, AppError> {
+/// Why a refresh-token grant gave nothing usable.
+enum Failed {
+    /// Logto no longer honours the grant (`invalid_grant`): the session ends.
+    GrantGone,
+    /// The answer is unusable, but Logto rotated the refresh token in it: keep that one.
+    KeepRotated {
+        refresh_token: String,
+        error: AppError,
+    },
+    Other(AppError),
+}
+
+/// The refresh-token grant for `target`.
+async fn call_logto(state: &AppState, target: &Target, stored: &StoredTokens) -> Result<flow::Refreshed, Failed> {
     let Some(refresh_token) = stored.refresh_token.as_deref() else {
-        return Err(AppError::BadRequest(
+        return Err(Failed::Other(AppError::BadRequest(
             "This session has no refresh token (sign in again, with the offline_access scope).".into(),
-        ));
+        )));
     };
-    let metadata = metadata(state)?;
+    let metadata = metadata(state).map_err(Failed::Other)?;
     let (resource, organization) = match target {
         Target::Session => (None, None),
         Target::Resource(r) => (Some(r.as_str()), None),
         Target::Organization(o) => (None, Some(o.as_str())),
     };
-    match flow::refresh(&state.settings, &metadata, state.provider.http(), refresh_token, resource, organization).await
-    {
-        Ok(refreshed) => Ok(refreshed),
-        Err(RefreshError::InvalidGrant) => {
+    let result =
+        flow::refresh(&state.settings, &metadata, state.provider.http(), refresh_token, resource, organization).await;
+    result.map_err(|error| match error {
+        RefreshError::InvalidGrant => {
             tracing::info!("refresh token refused (invalid_grant): session ends");
-            Err(AppError::NotAuthenticated)
+            Failed::GrantGone
         }
-        Err(RefreshError::Refused(code)) => {
-            Err(AppError::BadRequest(format!("Logto refused the requested access token ({code}).")))
+        RefreshError::Refused(code) => {
+            Failed::Other(AppError::BadRequest(format!("Logto refused the requested access token ({code}).")))
         }
-        Err(RefreshError::Outage(e)) => Err(AppError::ProviderUnavailable(e)),
-        Err(RefreshError::Busy { status, retry_after_secs }) => {
+        RefreshError::Outage(e) => Failed::Other(AppError::ProviderUnavailable(e)),
+        RefreshError::Busy { status, retry_after_secs } => {
             tracing::warn!(status, "the token endpoint asked to come back later");
-            Err(AppError::ProviderBusy { retry_after_secs: retry_after_secs.unwrap_or(5).clamp(1, 300) })
+            Failed::Other(AppError::ProviderBusy { retry_after_secs: retry_after_secs.unwrap_or(5).clamp(1, 300) })
         }
-        Err(RefreshError::Invalid(e)) => Err(AppError::ProviderInvalidResponse(e.context("refreshing tokens"))),
-    }
+        RefreshError::Invalid(e) => Failed::Other(AppError::ProviderInvalidResponse(e.context("refreshing tokens"))),
+        RefreshError::UnusableButRotated { refresh_token, cause } => Failed::KeepRotated {
+            refresh_token,
+            error: AppError::ProviderInvalidResponse(cause.context("refreshing tokens")),
+        },
+    })
+}
+
+/// Stores only the refresh token Logto rotated in an answer that was otherwise not used, and
+/// ends the lease (the old refresh token is consumed at Logto: presenting it again would revoke
+/// the whole grant).
+async fn keep_rotated_refresh_token(
+    state: &AppState,
+    session_id: Uuid,
+    lease: Uuid,
+    refresh_token: &str,
+) -> Result<(), AppError> {
+    let keep = RefreshResult {
+        session_access_token: None,
+        audience_token: None,
+        refresh_token: Some(refresh_token),
+        id_token: None,
+        revalidated: false,
+    };
+    let mut conn = state.pool.acquire().await?;
+    sessions::store_refreshed(&mut conn, &state.token_cipher, session_id, lease, &keep).await?;
+    Ok(())
 }
 
 async fn end_session(state: &AppState, session_id: Uuid) -> Result<(), AppError> {

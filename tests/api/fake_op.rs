@@ -147,6 +147,8 @@ pub enum TokenMode {
     OddCaseTokenType,
     NoExpiresIn,
     MacTokenType,
+    /// No `token_type` at all.
+    NoTokenType,
     Redirect,
     Huge,
 }
@@ -612,6 +614,7 @@ async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
         }
         TokenMode::OddCaseTokenType => response["token_type"] = json!("bEARER"),
         TokenMode::MacTokenType => response["token_type"] = json!("mac"),
+        TokenMode::NoTokenType => drop(response.as_object_mut().expect("object").remove("token_type")),
         TokenMode::NoExpiresIn => {
             response.as_object_mut().expect("object").remove("expires_in");
         }
@@ -676,10 +679,16 @@ async fn refresh_grant(params: &HashMap<String, String>, data: &Shared, behaviou
         s.access_tokens.insert(access_token.clone(), grant.user.clone());
         s.refresh_tokens.insert(rotated.clone(), grant.clone());
     }
-    HttpResponse::Ok().json(json!({
+    let mut response = json!({
         "access_token": access_token, "token_type": "Bearer", "expires_in": behaviour.access_token_ttl,
         "refresh_token": rotated, "id_token": id_token, "scope": grant.scope,
-    }))
+    });
+    match behaviour.token {
+        TokenMode::MacTokenType => response["token_type"] = json!("mac"),
+        TokenMode::NoTokenType => drop(response.as_object_mut().expect("object").remove("token_type")),
+        _ => {}
+    }
+    HttpResponse::Ok().json(response)
 }
 
 /// The user's claims plus what every ID token carries (valid for an hour from `now`).

@@ -434,3 +434,33 @@ async fn codes_states_and_cookies_never_reach_the_logs(pool: PgPool) {
         assert!(secret.len() > 10 && !logs.contains(secret.as_str()), "the {what} leaked into the logs");
     }
 }
+
+/// Lifecycle issue, item 6: whatever Logto (or a proxy in front of it) answers a refresh with,
+/// `/api/access-token` answers 502 or 503 — never a 500 — and the session stays. A 429 or 5xx is
+/// an outage (503 with `Retry-After`).
+#[sqlx::test]
+async fn odd_provider_answers_during_refresh_are_502_or_503_and_keep_the_session(pool: PgPool) {
+    use crate::fake_op::TokenMode;
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    for (mode, expected) in [
+        (TokenMode::Status(429), 503),
+        (TokenMode::Status(500), 503),
+        (TokenMode::Status(502), 503),
+        (TokenMode::Html, 502),
+        (TokenMode::Garbage, 502),
+        (TokenMode::MacTokenType, 502),
+        (TokenMode::NoTokenType, 502),
+    ] {
+        app.op.set(|b| b.token = mode);
+        expire_access_token(&app).await;
+        let response = access_token(&app, "").await;
+        assert_eq!(response.status(), expected, "{mode:?}");
+        if expected == 503 {
+            assert!(response.headers().contains_key("retry-after"), "{mode:?}: Retry-After");
+        }
+        assert_eq!(app.me_status().await, 200, "{mode:?}: the session stays");
+    }
+    app.op.set(|b| b.token = TokenMode::Normal);
+    assert_eq!(access_token(&app, "").await.status(), 200);
+}
