@@ -49,6 +49,8 @@ pub struct AppState {
     pub rate_limits: routes::rate_limit::RateLimits,
     /// One refresh per session at a time in this instance.
     pub refresh_turns: crate::auth::refresh::RefreshTurns,
+    /// Verified back-channel logouts waiting for Postgres.
+    pub logout_retries: routes::backchannel::RetryQueue,
     /// Seals tokens at rest (key derived from SESSION_SECRET).
     pub token_cipher: crate::session::sealed::TokenCipher,
 }
@@ -192,11 +194,13 @@ impl Application {
             session_cache: cache.clone(),
             rate_limits: routes::rate_limit::RateLimits::new(&settings),
             refresh_turns: Default::default(),
+            logout_retries: Default::default(),
             token_cipher: token_cipher.clone(),
         });
         tokio::spawn(forget_idle_rate_limit_clients(state.clone()));
         tokio::spawn(keep_jwks_fresh(state.clone()));
         tokio::spawn(crate::auth::revalidation::run(state.clone()));
+        tokio::spawn(routes::backchannel::retry_failed_logouts(state.clone()));
         let key = Key::derive_from(settings.session_secret_bytes());
         let store = PgSessionStore::new(
             pool,

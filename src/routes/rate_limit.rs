@@ -2,8 +2,9 @@
 //! work for anyone who asks: starting a sign-in (a pending row and a pre-login session), the
 //! callback, and back-channel logout (a signature check per token).
 //!
-//! Handlers take [`SignInLimit`] or [`BackchannelLimit`] as their first extractor, so a refused
-//! request is a 429 page (JSON for the back-channel) with `Retry-After`, before any other work.
+//! Sign-in handlers take [`SignInLimit`] as their first extractor, so a refused request is a 429
+//! page with `Retry-After` before any other work. The back-channel counts only requests that
+//! fail verification ([`backchannel_failure`]): a valid logout token is never refused for rate.
 //! Clients are told apart by IP: the peer address, or with `TRUST_FORWARDED_FOR=true` the
 //! last `X-Forwarded-For` entry — the one the app's own reverse proxy appended.
 
@@ -107,14 +108,9 @@ impl FromRequest for SignInLimit {
     }
 }
 
-/// Passes while this client is within `BACKCHANNEL_RATE_LIMIT` per minute.
-pub struct BackchannelLimit;
-
-impl FromRequest for BackchannelLimit {
-    type Error = AppError;
-    type Future = Ready<Result<Self, AppError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(check(req, |l| &l.backchannel).map(|()| Self))
-    }
+/// Counts one back-channel request that failed verification against `BACKCHANNEL_RATE_LIMIT`
+/// (per client and minute). Valid logout tokens are never counted or refused: Logto sends each
+/// one once and never retries. `Err` (a 429) once the client is past the limit.
+pub fn backchannel_failure(req: &HttpRequest) -> Result<(), AppError> {
+    check(req, |l| &l.backchannel)
 }

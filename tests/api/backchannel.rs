@@ -358,3 +358,73 @@ async fn the_full_media_type_is_accepted_and_the_jti_outlives_the_token(pool: Pg
     // Accepted while now (whole seconds) - 60 <= exp, i.e. until exp + 61 (exclusive).
     assert!(remembered >= (exp + 61) as f64, "jti remembered until {remembered}, token accepted until {}", exp + 61);
 }
+
+/// Lifecycle issue, item 2: Logto is the only sender of logout tokens and never retries, so a
+/// valid one is never refused for rate. 700 valid logout tokens from one address within a minute
+/// (a mass sign-out) end 700 sessions with `BACKCHANNEL_RATE_LIMIT` at its default of 600; only
+/// requests that fail verification count against it.
+#[sqlx::test]
+async fn a_burst_of_valid_logout_tokens_is_never_refused_for_rate(pool: PgPool) {
+    let app = spawn_app_with(pool, crate::fake_op::FakeOp::start().await, &[("BACKCHANNEL_RATE_LIMIT", "600")]).await;
+    app.signed_in(&TestUser::alice()).await;
+    sqlx::query(
+        "insert into sessions (key_hash, state, session_id, user_id, logto_sid, expires_at)
+         select sha256(('bulk' || i)::bytea), '{}'::jsonb, gen_random_uuid(), u.user_id, 'bulk-' || i, now() + interval '1 hour'
+           from generate_series(1, 700) i, users u where u.subject = 'alice0000001'",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("700 sessions");
+    let tokens: Vec<String> =
+        (1..=700).map(|i| app.op.logout_token(Some("alice0000001"), Some(&format!("bulk-{i}")), |_, _| {})).collect();
+    for chunk in tokens.chunks(50) {
+        let statuses = futures_util::future::join_all(chunk.iter().map(|t| post_logout(&app, form(t)))).await;
+        for response in statuses {
+            assert_eq!(response.status(), 200, "a valid logout token was refused");
+        }
+    }
+    assert_eq!(app.count("select count(*) from sessions where logto_sid like 'bulk-%'").await, 0);
+    assert_eq!(app.me_status().await, 200, "the session with another sid stays");
+    // Garbage still counts: past the limit (600 a minute, refilling) it is a 429.
+    let mut refused_for_rate = false;
+    for _ in 0..1000 {
+        if post_logout(&app, "logout_token=garbage".into()).await.status() == 429 {
+            refused_for_rate = true;
+            break;
+        }
+    }
+    assert!(refused_for_rate, "invalid requests are limited");
+    // And a valid token from the same address is still accepted.
+    let token = app.op.logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
+    assert_eq!(post_logout(&app, form(&token)).await.status(), 200);
+}
+
+/// Lifecycle issue, item 2: while the provider's metadata is not loaded yet, a logout cannot be
+/// checked: 503 (a failure Logto logs), not a 400 that reads like a bad token.
+#[sqlx::test]
+async fn a_logout_before_discovery_is_a_503(pool: PgPool) {
+    let op = crate::fake_op::FakeOp::start().await;
+    op.set(|b| b.discovery_up = false);
+    let app = spawn_app_unready(pool, op, &[]).await;
+    let token = app.op.logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
+    assert_eq!(post_logout(&app, form(&token)).await.status(), 503);
+}
+
+/// Lifecycle issue, item 2: a valid logout that Postgres could not take is not lost: the app
+/// answers 400 (§2.8) and ends the sessions as soon as the database takes writes again.
+#[sqlx::test]
+async fn a_logout_the_database_refused_is_retried_until_it_lands(pool: PgPool) {
+    let app = signed_in_alice(pool.clone()).await;
+    sqlx::query("alter table logout_token_jtis rename to logout_token_jtis_away").execute(&pool).await.expect("break");
+    let token = app.op.logout_token(Some("alice0000001"), Some("sid-alice-1"), |_, _| {});
+    assert_eq!(post_logout(&app, form(&token)).await.status(), 400);
+    assert_eq!(app.me_status().await, 200, "not ended yet");
+    sqlx::query("alter table logout_token_jtis_away rename to logout_token_jtis").execute(&pool).await.expect("mend");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(6);
+    while app.me_status().await == 200 {
+        assert!(std::time::Instant::now() < deadline, "the queued logout never landed");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Its jti was recorded when it landed: a replay is refused.
+    assert_eq!(post_logout(&app, form(&token)).await.status(), 400);
+}
