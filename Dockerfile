@@ -12,6 +12,9 @@ RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && rm -rf src
 COPY src ./src
 COPY migrations ./migrations
+# Templates and the stylesheet are compiled into the binary.
+COPY templates ./templates
+COPY static ./static
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked
 
 FROM debian:bookworm-slim AS runtime
@@ -21,9 +24,6 @@ RUN apt-get update \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin app
 WORKDIR /app
 COPY --from=build /src/target/release/logto-signin /usr/local/bin/logto-signin
-COPY templates ./templates
-COPY static ./static
-COPY migrations ./migrations
 USER app
 ENV HOST=0.0.0.0 PORT=3000 RUST_LOG=info,sqlx=warn
 EXPOSE 3000

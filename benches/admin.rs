@@ -65,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
         "SERVER_TIMING" => Some("true".into()),
         _ => None,
     })?;
-    let app = Application::build(settings, pool.clone(), concat!(env!("CARGO_MANIFEST_DIR"), "/templates")).await?;
+    let app = Application::build(settings, pool.clone()).await?;
     let base_url = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;

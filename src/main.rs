@@ -44,7 +44,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let pool = connect_pool(&settings)?;
     MIGRATOR.run(&pool).await.map_err(|e| anyhow::anyhow!("DATABASE_URL: running migrations failed: {e}"))?;
-    let app = Application::build(settings, pool, "templates").await?;
+    let app = Application::build(settings, pool).await?;
     tracing::info!(port = app.port(), "listening");
     app.run_until_stopped().await?;
     Ok(())

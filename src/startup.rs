@@ -154,19 +154,14 @@ async fn keep_jwks_fresh(state: web::Data<AppState>) {
 impl Application {
     /// Binds the listener, starts provider discovery in the background and builds the server.
     /// Migrations are the caller's job (`main` runs them; tests get a migrated database).
-    pub async fn build(settings: Settings, pool: PgPool, templates_dir: &str) -> anyhow::Result<Self> {
+    pub async fn build(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("HOST/PORT: cannot listen on {}:{}", settings.host, settings.port))?;
-        Self::build_on(listener, settings, pool, templates_dir).await
+        Self::build_on(listener, settings, pool).await
     }
 
     /// Like `build`, on a listener the caller bound (when the URL must be known beforehand).
-    pub async fn build_on(
-        listener: TcpListener,
-        settings: Settings,
-        pool: PgPool,
-        templates_dir: &str,
-    ) -> anyhow::Result<Self> {
+    pub async fn build_on(listener: TcpListener, settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
         crate::install_crypto_provider();
         let port = listener.local_addr()?.port();
         let settings = Arc::new(settings);
@@ -185,7 +180,7 @@ impl Application {
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool: pool.clone(),
-            tera: crate::templates::load(templates_dir)?,
+            tera: crate::templates::load()?,
             provider,
             jwks: JwksCache::new(settings.jwks_max_age, settings.jwks_refetch_cooldown),
             headers: routes::headers::SecurityHeaders::new(&settings),

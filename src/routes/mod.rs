@@ -12,7 +12,7 @@ pub mod health;
 pub mod home;
 pub mod rate_limit;
 
-use actix_web::web;
+use actix_web::{HttpResponse, web};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home::home))
@@ -39,10 +39,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource("/healthz").route(web::get().to(health::healthz)).route(web::head().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)).route(web::head().to(health::readyz)))
-        .service(actix_files::Files::new("/static", "static").prefer_utf8(true))
+        .route("/static/css/app.css", web::get().to(stylesheet))
         .default_service(web::to(not_found));
 }
 
-async fn not_found() -> crate::error::Result<actix_web::HttpResponse> {
+async fn not_found() -> crate::error::Result<HttpResponse> {
     Err(crate::error::AppError::NotFound)
+}
+
+/// The stylesheet, compiled into the binary like the templates.
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../../static/css/app.css"))
 }

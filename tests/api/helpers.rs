@@ -103,9 +103,7 @@ pub async fn spawn_app_with(pool: PgPool, op: FakeOp, overrides: &[(&str, &str)]
 pub async fn spawn_app_unready(pool: PgPool, op: FakeOp, overrides: &[(&str, &str)]) -> TestApp {
     init_tracing();
     let settings = test_settings(&op, overrides);
-    let app = Application::build(settings, pool.clone(), concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))
-        .await
-        .expect("build app");
+    let app = Application::build(settings, pool.clone()).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()

@@ -114,3 +114,53 @@ async fn health_checks_answer_head_too(pool: PgPool) {
         assert_eq!(response.status(), 200, "HEAD {path}");
     }
 }
+
+/// Lifecycle issue, item 16: the binary started from any folder serves its pages and styles
+/// (templates and static files are part of the binary, not read from the working directory).
+#[sqlx::test]
+async fn the_binary_serves_its_pages_from_any_working_directory(pool: PgPool) {
+    let op = crate::fake_op::FakeOp::start().await;
+    let options = pool.connect_options();
+    let database_url = format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().expect("test database")
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let elsewhere = std::env::temp_dir().join(format!("logto-signin-cwd-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&elsewhere).expect("folder");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_logto-signin"))
+        .current_dir(&elsewhere)
+        .env_clear()
+        .env("LOGTO_ENDPOINT", &op.base)
+        .env("LOGTO_APP_ID", CLIENT_ID)
+        .env("LOGTO_APP_SECRET", CLIENT_SECRET)
+        .env("DATABASE_URL", &database_url)
+        .env("SESSION_SECRET", SESSION_SECRET)
+        .env("PORT", port.to_string())
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the binary became ready");
+    let home = client.get(format!("{base}/")).send().await.expect("home");
+    assert_eq!(home.status(), 200);
+    assert!(home.text().await.expect("html").contains("id=\"sign-in\""), "the home page rendered");
+    let css = client.get(format!("{base}/static/css/app.css")).send().await.expect("css");
+    assert_eq!(css.status(), 200);
+    assert!(css.headers()["content-type"].to_str().expect("type").starts_with("text/css"));
+    assert_eq!(client.get(format!("{base}/static/nothing.css")).send().await.expect("404").status(), 404);
+    child.kill().await.ok();
+}

@@ -73,8 +73,15 @@ const dockerfile = read('Dockerfile');
 // Cargo refuses to build when a declared target's file is missing (the [[bench]] in Cargo.toml).
 check('Dockerfile: the benchmark target exists for the dependency build',
   dockerfile.indexOf('COPY benches') !== -1 && dockerfile.indexOf('COPY benches') < dockerfile.indexOf('cargo build'));
-check('Dockerfile: multi-stage, non-root, healthcheck, assets', /FROM .* AS build/.test(dockerfile) && /^USER /m.test(dockerfile)
-  && /HEALTHCHECK/.test(dockerfile) && ['templates', 'static', 'migrations'].every((d) => dockerfile.includes(`COPY ${d}`)));
+check('Dockerfile: multi-stage, non-root, healthcheck', /FROM .* AS build/.test(dockerfile) && /^USER /m.test(dockerfile)
+  && /HEALTHCHECK/.test(dockerfile));
+// Templates, the stylesheet and migrations are compiled into the binary: the build stage must
+// have them before its last `cargo build`.
+check('Dockerfile: assets are in the build stage before the final cargo build',
+  ['templates', 'static', 'migrations'].every((d) => {
+    const at = dockerfile.indexOf(`COPY ${d}`);
+    return at !== -1 && at < dockerfile.lastIndexOf('cargo build');
+  }));
 
 // 3. Bootstrap SQL against Logto's tables.
 const logto = JSON.parse(read('docker/logto-schema.json')).tables;

@@ -100,9 +100,7 @@ impl Stack {
             "JWKS_REFETCH_COOLDOWN" => Some("1".into()),
             _ => None,
         })?;
-        let application =
-            Application::build_on(listener, settings, pool.clone(), concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))
-                .await?;
+        let application = Application::build_on(listener, settings, pool.clone()).await?;
         tokio::spawn(application.run_until_stopped());
         let driver = Driver::start().await?;
         let stack = Self { app, pool, provider, driver };

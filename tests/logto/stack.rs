@@ -80,13 +80,7 @@ impl TestApp {
                 _ => None,
             }
         })?;
-        let application = Application::build_on(
-            listener,
-            settings.clone(),
-            pool.clone(),
-            concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
-        )
-        .await?;
+        let application = Application::build_on(listener, settings.clone(), pool.clone()).await?;
         tokio::spawn(application.run_until_stopped());
         let app = Self { base, pool, client_id, client_secret, settings };
         app.wait_ready().await?;
