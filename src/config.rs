@@ -59,8 +59,9 @@ pub struct Settings {
     pub backchannel_rate_limit: NonZeroU32,
     /// `/api/access-token` requests allowed per signed-in session per minute.
     pub access_token_rate_limit: NonZeroU32,
-    /// Take the client IP from the last `X-Forwarded-For` entry (behind a reverse proxy).
-    pub trust_forwarded_for: bool,
+    /// How many reverse proxies of the deployment append to `X-Forwarded-For` (0: use the peer
+    /// address). `TRUSTED_PROXY_HOPS`, or `TRUST_FORWARDED_FOR=true` for one.
+    pub trusted_proxy_hops: usize,
 }
 
 /// One Logto API resource: its indicator and the resource scopes to ask for.
@@ -184,6 +185,12 @@ impl Settings {
         let backchannel_rate_limit = parse_rate("BACKCHANNEL_RATE_LIMIT", get("BACKCHANNEL_RATE_LIMIT"), 600)?;
         let access_token_rate_limit = parse_rate("ACCESS_TOKEN_RATE_LIMIT", get("ACCESS_TOKEN_RATE_LIMIT"), 60)?;
         let trust_forwarded_for = parse_bool("TRUST_FORWARDED_FOR", get("TRUST_FORWARDED_FOR"), false)?;
+        let trusted_proxy_hops = match get("TRUSTED_PROXY_HOPS") {
+            None => usize::from(trust_forwarded_for),
+            Some(v) => v.parse::<usize>().ok().filter(|h| *h <= 10).ok_or_else(|| {
+                ConfigError::new("TRUSTED_PROXY_HOPS", format!("`{v}` is not a number of proxies (0-10)"))
+            })?,
+        };
         if session_idle_timeout > session_max_lifetime {
             return Err(ConfigError::new("SESSION_IDLE_TIMEOUT", "must not be longer than SESSION_MAX_LIFETIME"));
         }
@@ -214,7 +221,7 @@ impl Settings {
             sign_in_rate_limit,
             backchannel_rate_limit,
             access_token_rate_limit,
-            trust_forwarded_for,
+            trusted_proxy_hops,
         })
     }
 

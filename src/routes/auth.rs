@@ -154,7 +154,7 @@ pub async fn callback(
     session.reset_for_sign_in()?;
     Identity::login(&req.extensions(), user_id.to_string()).map_err(|e| AppError::Unexpected(anyhow!("{e}")))?;
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let client_ip = client_ip(&req, state.settings.trust_forwarded_for).map(|ip| ip.to_string());
+    let client_ip = client_ip(&req, state.settings.trusted_proxy_hops).map(|ip| ip.to_string());
     session.start(
         &verified.tokens,
         verified.claims.auth_time,

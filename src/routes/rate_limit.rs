@@ -5,8 +5,9 @@
 //! Sign-in handlers take [`SignInLimit`] as their first extractor, so a refused request is a 429
 //! page with `Retry-After` before any other work. The back-channel counts only requests that
 //! fail verification ([`backchannel_failure`]): a valid logout token is never refused for rate.
-//! Clients are told apart by IP: the peer address, or with `TRUST_FORWARDED_FOR=true` the
-//! last `X-Forwarded-For` entry — the one the app's own reverse proxy appended.
+//! Clients are told apart by IP (IPv6 by /64): the peer address, or behind trusted reverse
+//! proxies (`TRUSTED_PROXY_HOPS`, or `TRUST_FORWARDED_FOR=true` for one) the `X-Forwarded-For`
+//! entry the outermost trusted proxy appended.
 
 use std::future::{Ready, ready};
 use std::net::IpAddr;
@@ -68,16 +69,20 @@ impl RateLimits {
     }
 }
 
-/// The client's IP address, as far as this app can know it.
-pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for {
-        let forwarded = req
+/// The client's IP address, as far as this app can know it: the peer address, or behind
+/// `hops` trusted reverse proxies (each appending the address it saw to `X-Forwarded-For`) the
+/// entry `hops` places from the right. Entries further left are the client's own claims.
+pub fn client_ip(req: &HttpRequest, hops: usize) -> Option<IpAddr> {
+    if hops > 0 {
+        let entries: Vec<&str> = req
             .headers()
             .get_all("x-forwarded-for")
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .last()
-            .and_then(|last| last.trim().parse::<IpAddr>().ok());
+            .map(str::trim)
+            .collect();
+        let forwarded =
+            entries.len().checked_sub(hops).and_then(|i| entries.get(i)).and_then(|e| e.parse::<IpAddr>().ok());
         if forwarded.is_some() {
             return forwarded;
         }
@@ -85,12 +90,25 @@ pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr>
     req.peer_addr().map(|a| a.ip())
 }
 
+/// What a client's budget is keyed by: an IPv4 address, or an IPv6 address's /64 (a host
+/// usually holds a whole /64 and could otherwise pick a fresh address per request).
+fn budget_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 fn check(req: &HttpRequest, pick: impl Fn(&RateLimits) -> &DefaultKeyedRateLimiter<IpAddr>) -> Result<(), AppError> {
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Err(AppError::Unexpected(anyhow::anyhow!("BUG: no AppState")));
     };
-    match client_ip(req, state.settings.trust_forwarded_for) {
-        Some(client) => RateLimits::check(pick(&state.rate_limits), client),
+    match client_ip(req, state.settings.trusted_proxy_hops) {
+        Some(client) => RateLimits::check(pick(&state.rate_limits), budget_key(client)),
         // No address at all (a test harness without a socket): nothing to key on.
         None => Ok(()),
     }

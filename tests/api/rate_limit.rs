@@ -81,3 +81,26 @@ async fn without_a_trusted_proxy_x_forwarded_for_is_ignored(pool: PgPool) {
     assert_eq!(from("198.51.100.7").await.expect("get").status(), 303);
     assert_eq!(from("198.51.100.8").await.expect("get").status(), 429, "a forged header changes nothing");
 }
+
+/// Lifecycle issue, item 11: an IPv6 client is limited per /64 (one host usually has a whole
+/// /64 to pick addresses from), an IPv4 client per address.
+#[sqlx::test]
+async fn ipv6_clients_share_a_budget_per_64(pool: PgPool) {
+    let app = app_with(pool, &[("SIGN_IN_RATE_LIMIT", "1"), ("TRUST_FORWARDED_FOR", "true")]).await;
+    let from = |chain: &'static str| app.client.get(app.url("/sign-in")).header("x-forwarded-for", chain).send();
+    assert_eq!(from("2001:db8:1:2::1").await.expect("get").status(), 303);
+    assert_eq!(from("2001:db8:1:2:ffff::9").await.expect("get").status(), 429, "the same /64");
+    assert_eq!(from("2001:db8:1:3::1").await.expect("get").status(), 303, "another /64");
+}
+
+/// Lifecycle issue, item 11: behind a CDN and a load balancer (two proxies that each append the
+/// address they saw), `TRUSTED_PROXY_HOPS=2` takes the client from the second entry from the
+/// right: clients do not all share the CDN's bucket, and a forged first entry changes nothing.
+#[sqlx::test]
+async fn two_trusted_proxies_tell_clients_apart(pool: PgPool) {
+    let app = app_with(pool, &[("SIGN_IN_RATE_LIMIT", "1"), ("TRUSTED_PROXY_HOPS", "2")]).await;
+    let from = |chain: &'static str| app.client.get(app.url("/sign-in")).header("x-forwarded-for", chain).send();
+    assert_eq!(from("198.51.100.7, 203.0.113.9").await.expect("get").status(), 303);
+    assert_eq!(from("198.51.100.8, 203.0.113.9").await.expect("get").status(), 303, "another client, same CDN node");
+    assert_eq!(from("10.9.9.9, 198.51.100.7, 203.0.113.10").await.expect("get").status(), 429, "a forged entry");
+}
