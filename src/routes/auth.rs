@@ -228,8 +228,13 @@ pub async fn sign_out(
         return Ok(see_other("/"));
     }
     csrf::verify(&req, &state, &session, &form.csrf_token)?;
+    // The session ends whatever happens next: tokens that cannot be read are not revoked (they
+    // die with the grant at Logto's end-session or their TTL), but the user is signed out.
     let tokens = match session.session_id() {
-        Some(id) => session_repo::tokens(&state.pool, &state.token_cipher, id).await?,
+        Some(id) => session_repo::tokens(&state.pool, &state.token_cipher, id).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "sign-out: the session's tokens could not be read; signing out without revocation");
+            None
+        }),
         None => None,
     };
     match identity {

@@ -221,3 +221,24 @@ async fn garbage_form_bodies_are_a_400(pool: PgPool) {
     }
     assert_eq!(app.me_status().await, 200);
 }
+
+/// Lifecycle issue, item 15: sign-out ends the session first; reading the tokens to revoke
+/// (which may fail) cannot leave the user signed in.
+#[sqlx::test]
+async fn sign_out_ends_the_session_even_when_its_tokens_cannot_be_read(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.signed_in(&TestUser::alice()).await;
+    let cookie = app.cookie().expect("cookie");
+    let csrf = crate::sign_in::csrf_token_from_home(&app).await.expect("csrf");
+    sqlx::query("alter table sessions rename column refresh_token to refresh_token_away")
+        .execute(&pool)
+        .await
+        .expect("break");
+    let response = app.post_form("/sign-out", &[("csrf_token", &csrf)]).await;
+    sqlx::query("alter table sessions rename column refresh_token_away to refresh_token")
+        .execute(&pool)
+        .await
+        .expect("mend");
+    assert_eq!(response.status(), 303, "signed out anyway");
+    assert_eq!(app.get_with_cookie("/api/me", Some(&cookie)).await.status(), 401, "the old cookie is dead");
+}
