@@ -272,3 +272,8 @@ pub async fn revoke_session(pool: &PgPool, session_id: Uuid) -> Result<Option<(O
             .await?;
     Ok(row.map(|(user_id, key_hash, refresh_token)| (user_id, Ended { key_hash, refresh_token })))
 }
+
+/// `term` folded by Postgres `lower()`, as `users.search_text` is.
+pub async fn fold_like_search_text(pool: &PgPool, term: &str) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar("select lower($1)").bind(term).fetch_one(pool).await
+}

@@ -36,10 +36,10 @@ pub struct SearchTerm {
 }
 
 impl SearchTerm {
-    pub fn new(term: &str, common: &HashSet<String>) -> Self {
-        let lowered = term.to_lowercase();
-        let index_part = index_part(&lowered, common).to_owned();
-        Self { lowered, index_part }
+    /// `lowered`: the term as Postgres `lower()` folds it (`repo::fold_like_search_text`).
+    pub fn new(lowered: &str, common: &HashSet<String>) -> Self {
+        let index_part = index_part(lowered, common).to_owned();
+        Self { lowered: lowered.to_owned(), index_part }
     }
 
     /// The index's `like` pattern (wildcards in the term match literally).
@@ -180,7 +180,7 @@ mod tests {
         let term = SearchTerm::new("50%_off\\", &HashSet::new());
         assert_eq!(term.index_pattern(), "%50\\%\\_off\\\\%");
         assert!(!term.needs_full_check());
-        let term = SearchTerm::new("User7777", &set(&["use", "ser"]));
+        let term = SearchTerm::new("user7777", &set(&["use", "ser"]));
         assert_eq!((term.lowered.as_str(), term.index_part.as_str()), ("user7777", "er7777"));
         assert!(term.needs_full_check());
     }

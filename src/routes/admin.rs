@@ -38,16 +38,21 @@ struct Listing {
 async fn list(state: &AppState, active_only: bool, q: Option<&str>, cursor: Option<&str>) -> Result<Listing> {
     let search = q.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     if let Some(s) = &search
-        && (s.chars().count() > 100 || s.chars().any(char::is_control))
+        && (!(3..=100).contains(&s.chars().count()) || s.chars().any(char::is_control))
     {
-        return Err(AppError::BadRequest("The search term must be at most 100 characters of text.".into()));
+        return Err(AppError::BadRequest("The search term must be 3 to 100 characters of text.".into()));
     }
     let cursor = match cursor.filter(|c| !c.is_empty()) {
         None => None,
         Some(c) => Some(Cursor::decode(c).ok_or_else(|| AppError::BadRequest("The page cursor is not valid.".into()))?),
     };
     let term = match search.as_deref() {
-        Some(s) => Some(SearchTerm::new(s, &*state.search_trigrams.current(&state.pool).await)),
+        // Folded by Postgres, exactly like the stored search text (Rust's lowercase differs on
+        // a final Σ or İ).
+        Some(s) => {
+            let lowered = repo::fold_like_search_text(&state.pool, s).await?;
+            Some(SearchTerm::new(&lowered, &*state.search_trigrams.current(&state.pool).await))
+        }
         None => None,
     };
     let mut rows = repo::list_users(&state.pool, active_only, term.as_ref(), cursor).await?;

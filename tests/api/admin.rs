@@ -192,7 +192,7 @@ async fn search_finds_by_name_username_and_email_case_insensitively(pool: PgPool
     assert_eq!(by_username, vec!["seed-17"]);
     let by_email = subjects(app.get("/api/admin/users?q=SEED23%40EXAMPLE").await.json().await.expect("json"));
     assert_eq!(by_email, vec!["seed-23"]);
-    let none = subjects(app.get("/api/admin/users?q=%25").await.json().await.expect("json"));
+    let none = subjects(app.get("/api/admin/users?q=%25%25%25").await.json().await.expect("json"));
     assert!(none.is_empty(), "`%` is matched literally, not as a wildcard");
     let html = app.get("/admin?q=seed2&view=active").await.text().await.expect("html");
     assert!(html.contains("Seed User 2<") && html.contains("Seed User 29") && !html.contains("Seed User 3<"));
@@ -543,4 +543,26 @@ async fn a_second_user_in_the_same_browser_inherits_nothing_from_the_first(pool:
     .await
     .expect("carol's session");
     assert_eq!(sids, vec![None]);
+}
+
+/// Lifecycle issue, item 13: a search needs 3 characters (the trigram index cannot help below
+/// that), and the term is folded by Postgres `lower()`, like the stored search text, not by Rust
+/// (they differ on a final Σ, on İ).
+#[sqlx::test]
+async fn search_terms_need_three_characters_and_fold_like_the_stored_text(pool: PgPool) {
+    let app = admin_app(pool.clone()).await;
+    for short in ["a", "ab", "%20ab%20"] {
+        assert_eq!(app.get(&format!("/api/admin/users?q={short}")).await.status(), 400, "{short}");
+    }
+    let other = spawn_app_with(pool, app.op.clone(), &[]).await;
+    other.signed_in(&TestUser::named("odysseus0001", "ΟΔΥΣΣΕΥΣ of Ithaca")).await;
+    let found: Value = app
+        .get("/api/admin/users?q=%CE%9F%CE%94%CE%A5%CE%A3%CE%A3%CE%95%CE%A5%CE%A3")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let subjects: Vec<&str> =
+        found["users"].as_array().expect("users").iter().filter_map(|u| u["subject"].as_str()).collect();
+    assert_eq!(subjects, vec!["odysseus0001"], "found by the name as written");
 }
