@@ -31,6 +31,9 @@ pub struct Settings {
     pub host: String,
     pub port: u16,
     pub database_url: SecretString,
+    /// A direct Postgres connection for LISTEN (the session cache's invalidations) when
+    /// `DATABASE_URL` goes through a transaction-mode pooler such as PgBouncer.
+    pub database_listen_url: Option<SecretString>,
     pub session_secret: SecretString,
     pub session_idle_timeout: Duration,
     pub session_max_lifetime: Duration,
@@ -133,6 +136,12 @@ impl Settings {
         if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
             return Err(ConfigError::new("DATABASE_URL", "must start with postgres:// or postgresql://"));
         }
+        let database_listen_url = get("DATABASE_LISTEN_URL");
+        if let Some(url) = &database_listen_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::new("DATABASE_LISTEN_URL", "must start with postgres:// or postgresql://"));
+        }
         let session_secret = required("SESSION_SECRET").map_err(|_| {
             ConfigError::new(
                 "SESSION_SECRET",
@@ -207,6 +216,7 @@ impl Settings {
             host,
             port,
             database_url: SecretString::from(database_url),
+            database_listen_url: database_listen_url.map(SecretString::from),
             session_secret: SecretString::from(session_secret),
             session_idle_timeout,
             session_max_lifetime,

@@ -173,7 +173,10 @@ impl Application {
 
         let cache = settings.session_cache.then(|| {
             let cache = Arc::new(crate::session::cache::SessionCache::default());
-            tokio::spawn(cache.clone().listen(pool.clone()));
+            tokio::spawn(cache.clone().listen(
+                pool.clone(),
+                settings.database_listen_url.as_ref().map(|u| secrecy::ExposeSecret::expose_secret(u).to_owned()),
+            ));
             cache
         });
         let token_cipher = crate::session::sealed::TokenCipher::new(settings.session_secret_bytes());

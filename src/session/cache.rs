@@ -21,6 +21,10 @@ pub const SESSIONS_CHANNEL: &str = "logto_signin_sessions";
 pub const USERS_CHANNEL: &str = "logto_signin_users";
 /// A safety net: even with every notification delivered, an entry is re-read this often.
 const MAX_AGE: Duration = Duration::from_secs(10);
+/// After this long without a notification the listener pings Postgres, and reconnects when the
+/// ping is not answered within `PING_TIMEOUT`.
+const PING_AFTER: Duration = Duration::from_secs(30);
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bounds memory: past this many sessions the cache starts over.
 const MAX_ENTRIES: usize = 10_000;
 
@@ -109,23 +113,35 @@ impl SessionCache {
         self.evict(HashMap::clear);
     }
 
+    /// Going down or coming back, everything is forgotten and the epoch moves: a load that
+    /// started while notifications could be missed is never cached.
     fn set_live(&self, live: bool) {
-        if !live {
-            self.clear();
-        }
+        self.clear();
         self.live.store(live, Ordering::Release);
     }
 
     /// Runs forever: LISTENs for changes and evicts; reconnects (with everything forgotten)
-    /// whenever the connection drops.
-    pub async fn listen(self: std::sync::Arc<Self>, pool: PgPool) {
+    /// whenever the connection drops, or does not answer a ping after [`PING_AFTER`] of silence
+    /// (a half-open connection would otherwise deliver nothing, unnoticed). `listen_url`: a
+    /// direct connection for LISTEN when the pool goes through a transaction-mode pooler
+    /// (PgBouncer cannot carry LISTEN); `None` uses the pool's connection options.
+    pub async fn listen(self: std::sync::Arc<Self>, pool: PgPool, listen_url: Option<String>) {
         loop {
-            match Self::connect(&pool).await {
+            match Self::connect(&pool, listen_url.as_deref()).await {
                 Ok(mut listener) => {
                     self.set_live(true);
-                    // `Ok(None)` or an error: the connection dropped.
-                    while let Ok(Some(n)) = listener.try_recv().await {
-                        self.apply(n.channel(), n.payload());
+                    loop {
+                        match tokio::time::timeout(PING_AFTER, listener.try_recv()).await {
+                            Ok(Ok(Some(n))) => self.apply(n.channel(), n.payload()),
+                            // `Ok(None)` or an error: the connection dropped.
+                            Ok(_) => break,
+                            Err(_silence) => {
+                                let ping = sqlx::query("select 1").execute(&mut listener);
+                                if !matches!(tokio::time::timeout(PING_TIMEOUT, ping).await, Ok(Ok(_))) {
+                                    break;
+                                }
+                            }
+                        }
                     }
                     tracing::warn!("session cache listener disconnected; cache cleared");
                 }
@@ -136,8 +152,11 @@ impl SessionCache {
         }
     }
 
-    async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-        let mut listener = PgListener::connect_with(pool).await?;
+    async fn connect(pool: &PgPool, listen_url: Option<&str>) -> Result<PgListener, sqlx::Error> {
+        let mut listener = match listen_url {
+            Some(url) => PgListener::connect(url).await?,
+            None => PgListener::connect_with(pool).await?,
+        };
         listener.listen_all([SESSIONS_CHANNEL, USERS_CHANNEL]).await?;
         Ok(listener)
     }
@@ -205,6 +224,19 @@ mod tests {
         cache.evict_key(&[9]); // a notification arrives while the load is in flight
         cache.put(vec![9], entry(user, 1.0), epoch);
         assert!(cache.get(&[9], TOUCH, LIFETIME).is_none());
+    }
+
+    /// Lifecycle issue, item 10: a load that started while the listener was down (a revocation's
+    /// notification may have been missed) is not cached once the listener is back.
+    #[test]
+    fn loads_from_before_a_reconnect_are_not_cached() {
+        let cache = SessionCache::default();
+        cache.set_live(true);
+        cache.set_live(false);
+        let epoch = cache.epoch(); // the load starts while the listener is down
+        cache.set_live(true);
+        cache.put(vec![7], entry(Uuid::new_v4(), 1.0), epoch);
+        assert!(cache.get(&[7], TOUCH, LIFETIME).is_none());
     }
 
     #[test]

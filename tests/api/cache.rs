@@ -68,3 +68,25 @@ async fn a_role_change_reaches_a_warm_cache_at_once(pool: PgPool) {
     }
     assert_eq!(status, 403);
 }
+
+/// Lifecycle issue, item 10: with `DATABASE_LISTEN_URL` (a direct connection for LISTEN, for a
+/// pool behind a transaction-mode pooler) the cache works and hears of changes at once.
+#[sqlx::test]
+async fn a_separate_listen_connection_carries_the_invalidations(pool: PgPool) {
+    let options = pool.connect_options();
+    let listen_url = format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().expect("test database")
+    );
+    let app = spawn_app_with(pool.clone(), FakeOp::start().await, &[("DATABASE_LISTEN_URL", &listen_url)]).await;
+    app.signed_in(&TestUser::alice()).await;
+    assert_eq!(app.me_status().await, 200);
+    delete_silently(&pool).await;
+    // Served from memory: the cache is live, so its listener is up on the separate connection.
+    assert_eq!(app.me_status().await, 200, "cached");
+    sqlx::query("update users set name = 'Renamed'").execute(&pool).await.expect("a user change notifies");
+    assert_eq!(app.me_status_soon(401).await, 401, "the user change evicted the cached session");
+}
