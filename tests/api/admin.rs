@@ -566,3 +566,43 @@ async fn search_terms_need_three_characters_and_fold_like_the_stored_text(pool: 
         found["users"].as_array().expect("users").iter().filter_map(|u| u["subject"].as_str()).collect();
     assert_eq!(subjects, vec!["odysseus0001"], "found by the name as written");
 }
+
+/// Lifecycle issue, item 9: two transactions ending one user's two sessions at once leave the
+/// user's "signed in until" exact (the trigger locks the user row before it recomputes).
+#[sqlx::test]
+async fn concurrent_session_ends_keep_the_signed_in_state_exact(pool: PgPool) {
+    let first = spawn_app(pool.clone()).await;
+    first.signed_in(&TestUser::alice()).await;
+    let second = spawn_app_with(pool.clone(), first.op.clone(), &[]).await;
+    second.signed_in(&TestUser::alice()).await;
+    let ids: Vec<Uuid> =
+        sqlx::query_scalar("select session_id from sessions where user_id is not null order by created_at")
+            .fetch_all(&pool)
+            .await
+            .expect("two sessions");
+    assert_eq!(ids.len(), 2);
+    let mut t1 = pool.begin().await.expect("t1");
+    sqlx::query("delete from sessions where session_id = $1").bind(ids[0]).execute(&mut *t1).await.expect("delete 1");
+    let other = pool.clone();
+    let second_delete = tokio::spawn(async move {
+        let mut t2 = other.begin().await.expect("t2");
+        sqlx::query("delete from sessions where session_id = $1")
+            .bind(ids[1])
+            .execute(&mut *t2)
+            .await
+            .expect("delete 2");
+        t2.commit().await.expect("commit 2");
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // t2 waits for the user row
+    t1.commit().await.expect("commit 1");
+    second_delete.await.expect("t2");
+    let until: Option<time::OffsetDateTime> =
+        sqlx::query_scalar("select sessions_expire_at from users where subject = 'alice0000001'")
+            .fetch_one(&pool)
+            .await
+            .expect("alice");
+    assert!(
+        until.is_none_or(|t| t < time::OffsetDateTime::now_utc()),
+        "no session left, yet signed in until {until:?}"
+    );
+}
