@@ -350,8 +350,10 @@ async fn an_altered_sealed_refresh_token_is_not_used(pool: PgPool) {
 
 /// Lifecycle issue, item 1 (HIGH): a refresh never holds a pooled connection or a row lock
 /// while Logto answers. 24 concurrent resource requests from one session while Logto takes 3 s
-/// per refresh: another user's `/api/me` (read from Postgres: cache off) answers 200 in under
-/// 100 ms throughout, and the session's own requests get 200, 429 or 503, never anything else.
+/// per refresh: another user's `/api/me` (read from Postgres: cache off) answers 200 throughout,
+/// with a median under 100 ms and never a second (starved, it waited 3 s and more: the pool was
+/// exhausted; the bound on a single request leaves room for a noisy shared machine running a
+/// debug build), and the session's own requests get 200, 429 or 503, never anything else.
 #[sqlx::test]
 async fn a_slow_refresh_storm_from_one_session_never_starves_other_users(pool: PgPool) {
     let resources: Vec<String> = (0..24).map(|i| format!("https://r{i}.example.com")).collect();
@@ -376,19 +378,22 @@ async fn a_slow_refresh_storm_from_one_session_never_starves_other_users(pool: P
         async move { app.get_with_cookie(&query, Some(&alice)).await.status().as_u16() }
     }));
     let probe = async {
-        let mut worst = Duration::ZERO;
+        let mut took = Vec::new();
         let until = std::time::Instant::now() + Duration::from_secs(4);
         while std::time::Instant::now() < until {
             let started = std::time::Instant::now();
             let status = app.get_with_cookie("/api/me", Some(&bob)).await.status();
             assert_eq!(status, 200, "another user's /api/me during the storm");
-            worst = worst.max(started.elapsed());
+            took.push(started.elapsed());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        worst
+        took.sort();
+        took
     };
-    let (statuses, worst) = tokio::join!(storm, probe);
-    assert!(worst < Duration::from_millis(100), "another user's /api/me took {worst:?}");
+    let (statuses, took) = tokio::join!(storm, probe);
+    let (median, worst) = (took[took.len() / 2], took[took.len() - 1]);
+    assert!(median < Duration::from_millis(100), "another user's /api/me: median {median:?}");
+    assert!(worst < Duration::from_secs(1), "another user's /api/me waited {worst:?}");
     assert!(statuses.iter().all(|s| [200, 429, 503].contains(s)), "{statuses:?}");
     assert!(statuses.contains(&200), "some tokens were issued: {statuses:?}");
 }
