@@ -73,14 +73,7 @@ async fn a_role_change_reaches_a_warm_cache_at_once(pool: PgPool) {
 /// pool behind a transaction-mode pooler) the cache works and hears of changes at once.
 #[sqlx::test]
 async fn a_separate_listen_connection_carries_the_invalidations(pool: PgPool) {
-    let options = pool.connect_options();
-    let listen_url = format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().expect("test database")
-    );
+    let listen_url = database_url(&pool);
     let app = spawn_app_with(pool.clone(), FakeOp::start().await, &[("DATABASE_LISTEN_URL", &listen_url)]).await;
     app.signed_in(&TestUser::alice()).await;
     assert_eq!(app.me_status().await, 200);

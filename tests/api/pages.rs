@@ -120,14 +120,7 @@ async fn health_checks_answer_head_too(pool: PgPool) {
 #[sqlx::test]
 async fn the_binary_serves_its_pages_from_any_working_directory(pool: PgPool) {
     let op = crate::fake_op::FakeOp::start().await;
-    let options = pool.connect_options();
-    let database_url = format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().expect("test database")
-    );
+    let database_url = database_url(&pool);
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let elsewhere = std::env::temp_dir().join(format!("logto-signin-cwd-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&elsewhere).expect("folder");
