@@ -63,7 +63,13 @@ pub struct Management {
 
 impl Management {
     pub fn new(env: LogtoEnv) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("http client");
+        // Scenarios run on their own tokio runtimes, which end with them: a pooled connection
+        // would belong to a runtime that is gone ("dispatch task is gone"), so none are kept.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("http client");
         Self { env, http, token: Mutex::new(None) }
     }
 
