@@ -95,6 +95,11 @@ pub struct PublicError {
 }
 
 impl PublicError {
+    /// An error the client may retry after `secs` (sent as `Retry-After`).
+    fn retry_after(code: &'static str, message: String, secs: u64) -> Self {
+        Self { retry_after_secs: Some(secs), ..Self::new(code, message) }
+    }
+
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
         Self { code, message: message.into(), continue_to: None, retry_after_secs: None }
     }
@@ -118,13 +123,11 @@ impl AppError {
             }
             Self::NotFound => ("not_found", "There is nothing here.".into()),
             Self::TooManyRequests { retry_after_secs } => {
-                return PublicError {
-                    retry_after_secs: Some(*retry_after_secs),
-                    ..PublicError::new(
-                        "too_many_requests",
-                        format!("Too many attempts from your network. Please wait {retry_after_secs} s and try again."),
-                    )
-                };
+                return PublicError::retry_after(
+                    "too_many_requests",
+                    format!("Too many attempts from your network. Please wait {retry_after_secs} s and try again."),
+                    *retry_after_secs,
+                );
             }
             Self::BadRequest(msg) => ("bad_request", msg.clone()),
             Self::SignIn { public, .. } => ("sign_in_failed", (*public).to_owned()),
@@ -133,13 +136,11 @@ impl AppError {
                 "The sign-in service is not reachable right now. Please try again in a moment.".into(),
             ),
             Self::ProviderBusy { retry_after_secs } => {
-                return PublicError {
-                    retry_after_secs: Some(*retry_after_secs),
-                    ..PublicError::new(
-                        "provider_busy",
-                        format!("The sign-in service is busy. Please try again in {retry_after_secs} s."),
-                    )
-                };
+                return PublicError::retry_after(
+                    "provider_busy",
+                    format!("The sign-in service is busy. Please try again in {retry_after_secs} s."),
+                    *retry_after_secs,
+                );
             }
             Self::ProviderInvalidResponse(_) => (
                 "provider_error",

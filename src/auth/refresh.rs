@@ -87,10 +87,6 @@ impl RefreshTurns {
     }
 }
 
-fn unix_now_f64() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
 fn busy() -> AppError {
     AppError::ProviderBusy { retry_after_secs: 2 }
 }
@@ -137,7 +133,7 @@ pub async fn revalidate(state: &AppState, session_id: Uuid) -> Result<(), AppErr
     loop {
         let stored =
             sessions::tokens(&state.pool, &state.token_cipher, session_id).await?.ok_or(AppError::NotAuthenticated)?;
-        if unix_now_f64() - stored.revalidated_at < bound {
+        if crate::session::cache::unix_now() - stored.revalidated_at < bound {
             return Ok(());
         }
         let lease = Uuid::new_v4();
