@@ -105,6 +105,10 @@ impl PublicError {
     }
 }
 
+/// The `Retry-After` of a 503 for an outage (Logto or Postgres unreachable): every 503 says
+/// when to come back.
+const OUTAGE_RETRY_AFTER_SECS: u64 = 5;
+
 impl AppError {
     fn public(&self) -> PublicError {
         let (code, message): (&'static str, String) = match self {
@@ -131,10 +135,13 @@ impl AppError {
             }
             Self::BadRequest(msg) => ("bad_request", msg.clone()),
             Self::SignIn { public, .. } => ("sign_in_failed", (*public).to_owned()),
-            Self::ProviderUnavailable(_) => (
-                "provider_unavailable",
-                "The sign-in service is not reachable right now. Please try again in a moment.".into(),
-            ),
+            Self::ProviderUnavailable(_) => {
+                return PublicError::retry_after(
+                    "provider_unavailable",
+                    "The sign-in service is not reachable right now. Please try again in a moment.".into(),
+                    OUTAGE_RETRY_AFTER_SECS,
+                );
+            }
             Self::ProviderBusy { retry_after_secs } => {
                 return PublicError::retry_after(
                     "provider_busy",
@@ -147,7 +154,11 @@ impl AppError {
                 "The sign-in service answered something unexpected. Please try again in a moment.".into(),
             ),
             Self::DatabaseUnavailable(_) => {
-                ("service_unavailable", "The service is temporarily unavailable. Please try again in a moment.".into())
+                return PublicError::retry_after(
+                    "service_unavailable",
+                    "The service is temporarily unavailable. Please try again in a moment.".into(),
+                    OUTAGE_RETRY_AFTER_SECS,
+                );
             }
             Self::Unexpected(_) => ("internal_error", "Something went wrong on our side.".into()),
         };

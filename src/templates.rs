@@ -35,7 +35,7 @@ mod tests {
 
     /// Tera fails at render time, so every template is rendered here with a full sample context.
     #[test]
-    fn every_template_renders() {
+    fn every_template_renders_and_escapes_every_value() {
         let tera = load().expect("templates load");
         let user = json!({
             "display_name": "Alice <b>", "username": "alice", "email": "a@example.com", "email_verified": true,
@@ -73,10 +73,43 @@ mod tests {
                 "ip": "ip", "has_logto_sid": true}], "csrf_token": "t", "step_up_needed": true}),
             ),
         ];
-        for (name, context) in cases {
-            let html = render(&tera, name, &context).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        for (name, context) in &cases {
+            let html = render(&tera, name, context).unwrap_or_else(|e| panic!("{name}: {e:#}"));
             assert!(html.contains("<html"), "{name}");
-            assert!(!html.contains("Alice <b>"), "{name}: autoescape is on");
+        }
+        for (name, mut context) in cases {
+            let mut probes = 0;
+            make_hostile(&mut context, &mut probes);
+            if probes == 0 {
+                continue; // the signed-out home page: nothing to show
+            }
+            let html = render(&tera, name, &context).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            let mut shown = 0;
+            for n in 0..probes {
+                let id = format!("probe{n}x");
+                if !html.contains(&id) {
+                    continue; // a value this page does not show
+                }
+                shown += 1;
+                assert!(html.contains(&format!("&lt;{id}&gt;&quot;&#39;")), "{name}: {id} is escaped:\n{html}");
+                for raw in [format!("<{id}"), format!("{id}>"), format!("{id}&gt;\""), format!("{id}&gt;&quot;'")] {
+                    assert!(!html.contains(&raw), "{name}: {raw} rendered raw:\n{html}");
+                }
+            }
+            assert!(shown > 0, "{name}: no hostile value reached the page");
+        }
+    }
+
+    /// Replaces every string of a page context with a distinct markup probe (`<probeNx>"'`).
+    fn make_hostile(value: &mut serde_json::Value, probes: &mut usize) {
+        match value {
+            serde_json::Value::String(s) => {
+                *s = format!("<probe{probes}x>\"'");
+                *probes += 1;
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| make_hostile(v, probes)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|v| make_hostile(v, probes)),
+            _ => {}
         }
     }
 }

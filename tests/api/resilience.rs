@@ -155,3 +155,65 @@ async fn a_jwks_outage_keeps_known_keys_only_within_the_max_age(pool: PgPool) {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(sign_in_status(&app).await, 303, "back after the outage");
 }
+
+/// The refresh path under a provider that takes the request and never answers: slow (the
+/// token endpoint hangs) and black-holed (a socket on Logto's port that accepts connections
+/// and never reads). `/api/access-token` is a 503 within the provider timeout, the session and
+/// its refresh token stay, other users are served meanwhile, and the refresh works once the
+/// slow Logto answers again.
+#[sqlx::test]
+async fn a_slow_or_black_holed_logto_during_refresh_is_a_bounded_503(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.signed_in(&TestUser::alice()).await;
+    let someone_else = app.cookie().expect("the first user's cookie");
+    app.set_cookie(None);
+    let mut carol = TestUser::alice();
+    carol.sub = "carol0000001".into();
+    app.signed_in(&carol).await;
+    let carol_cookie = app.cookie().expect("carol's cookie");
+
+    app.op.set(|b| b.token = TokenMode::Hang);
+    refresh_stalls_alone(&app, &carol_cookie, &someone_else, "slow").await;
+    app.op.set(|b| b.token = TokenMode::Normal);
+    assert_eq!(app.get_with_cookie("/api/access-token", Some(&carol_cookie)).await.status(), 200, "back");
+
+    let refresh_token =
+        "select refresh_token from sessions s join users u using (user_id) where u.subject = 'carol0000001'";
+    let before: String = sqlx::query_scalar(refresh_token).fetch_one(&app.pool).await.expect("row");
+    let port: u16 = app.op.base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    app.op.stop().await;
+    let black_hole = tokio::net::TcpSocket::new_v4().expect("socket");
+    black_hole.set_reuseaddr(true).expect("reuseaddr");
+    black_hole.bind(([127, 0, 0, 1], port).into()).expect("bind Logto's port");
+    let _black_hole = black_hole.listen(64).expect("listen"); // never accepts
+    refresh_stalls_alone(&app, &carol_cookie, &someone_else, "black-holed").await;
+    let after: String = sqlx::query_scalar(refresh_token).fetch_one(&app.pool).await.expect("row");
+    assert_eq!(before, after, "the refresh token survives the outage");
+}
+
+/// One `/api/access-token` refresh against a Logto that does not answer: a 503 in bounded time,
+/// while another user's `/api/me` keeps answering quickly; the session stays.
+async fn refresh_stalls_alone(app: &TestApp, cookie: &str, other: &str, what: &str) {
+    sqlx::query("update sessions set access_token_expires_at = now() + interval '10 seconds'")
+        .execute(&app.pool)
+        .await
+        .expect("age the access tokens");
+    let started = Instant::now();
+    let refresh = app.get_with_cookie("/api/access-token", Some(cookie));
+    let others = async {
+        let mut slowest = Duration::ZERO;
+        while started.elapsed() < Duration::from_secs(2) {
+            let t = Instant::now();
+            assert_eq!(app.get_with_cookie("/api/me", Some(other)).await.status(), 200, "{what}");
+            slowest = slowest.max(t.elapsed());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        slowest
+    };
+    let (response, slowest) = tokio::join!(refresh, others);
+    assert_eq!(response.status(), 503, "{what}");
+    assert!(response.headers().contains_key("retry-after"), "{what}: Retry-After");
+    assert!(started.elapsed() < Duration::from_secs(8), "{what}: bounded: {:?}", started.elapsed());
+    assert!(slowest < Duration::from_millis(500), "{what}: other users are served: {slowest:?}");
+    assert_eq!(app.get_with_cookie("/api/me", Some(cookie)).await.status(), 200, "{what}: the session stays");
+}
