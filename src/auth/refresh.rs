@@ -202,7 +202,7 @@ async fn revalidate_by_userinfo(
         return Err(AppError::NotAuthenticated);
     }
     let profile = Profile::from_claims(&info, None);
-    users::update_from_refresh(&mut tx, stored.user_id, &profile, info.contains_key("roles")).await?;
+    users::update_from_refresh(&mut tx, stored.user_id, &profile).await?;
     tx.commit().await?;
     state.forget_user(stored.user_id);
     Ok(())
@@ -301,7 +301,7 @@ async fn refresh_claimed(
     }
     if let Some(claims) = &new_claims {
         let profile = Profile::from_claims(&claims.all, None);
-        users::update_from_refresh(&mut tx, stored.user_id, &profile, claims.all.contains_key("roles")).await?;
+        users::update_from_refresh(&mut tx, stored.user_id, &profile).await?;
     }
     tx.commit().await?;
     if new_claims.is_some() {

@@ -40,20 +40,20 @@ pub async fn get(pool: &PgPool, user_id: Uuid) -> Result<Option<User>, sqlx::Err
     .await
 }
 
-/// Updates a user's profile from a refreshed ID token. `identities` (userinfo-only) is kept;
-/// roles are replaced only when the token carries the `roles` claim.
+/// Updates a user's profile from a refreshed ID token (or a revalidation's userinfo): a field
+/// changes only when `claims` carries its claim, so what only userinfo said at sign-in (and
+/// `identities`) is kept rather than set to NULL.
 #[tracing::instrument(name = "users.update_from_refresh", skip_all)]
-pub async fn update_from_refresh(
-    conn: &mut sqlx::PgConnection,
-    user_id: Uuid,
-    p: &Profile,
-    has_roles: bool,
-) -> Result<(), sqlx::Error> {
+pub async fn update_from_refresh(conn: &mut sqlx::PgConnection, user_id: Uuid, p: &Profile) -> Result<(), sqlx::Error> {
     sqlx::query(
         "update users
-            set name = $2, username = $3, email = $4, email_verified = $5, picture = $6,
-                roles = case when $7 then $8 else roles end,
-                claims = claims || $9, updated_at = now()
+            set name = case when $8 ? 'name' then $2 else name end,
+                username = case when $8 ?| array['username', 'preferred_username'] then $3 else username end,
+                email = case when $8 ? 'email' then $4 else email end,
+                email_verified = case when $8 ? 'email_verified' then $5 else email_verified end,
+                picture = case when $8 ? 'picture' then $6 else picture end,
+                roles = case when $8 ? 'roles' then $7 else roles end,
+                claims = claims || $8, updated_at = now()
           where user_id = $1",
     )
     .bind(user_id)
@@ -62,7 +62,6 @@ pub async fn update_from_refresh(
     .bind(&p.email)
     .bind(p.email_verified)
     .bind(&p.picture)
-    .bind(has_roles)
     .bind(&p.roles)
     .bind(&p.claims)
     .execute(conn)

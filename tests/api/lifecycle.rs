@@ -136,6 +136,33 @@ async fn a_refresh_updates_roles_and_profile(pool: PgPool) {
     assert_eq!(me["name"], "Alice Demoted");
 }
 
+/// Lifecycle issue, item 15: a refreshed ID token updates the profile fields it carries and
+/// leaves alone the ones only userinfo gave at sign-in (it does not set them to NULL).
+#[sqlx::test]
+async fn a_refresh_keeps_profile_fields_that_only_userinfo_carries(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let mut user = TestUser::alice();
+    for claim in ["name", "picture", "email", "email_verified"] {
+        let value = user.claims.remove(claim).expect("claim");
+        user.userinfo_only.insert(claim.into(), value);
+    }
+    app.signed_in(&user).await;
+    let profile = "select name, picture, email, email_verified from users";
+    let at_sign_in: (Option<String>, Option<String>, Option<String>, bool) =
+        sqlx::query_as(profile).fetch_one(&app.pool).await.expect("row");
+    assert_eq!(at_sign_in.0.as_deref(), Some("Alice Example"), "userinfo's name was stored");
+    let mut changed = user.clone();
+    changed.claims.insert("username".into(), serde_json::json!("alice-renamed"));
+    app.op.replace_user_in_grants(&changed);
+    expire_access_token(&app).await;
+    assert_eq!(access_token(&app, "").await.status(), 200);
+    let after: (Option<String>, Option<String>, Option<String>, bool) =
+        sqlx::query_as(profile).fetch_one(&app.pool).await.expect("row");
+    assert_eq!(after, at_sign_in, "fields the refreshed ID token does not carry are kept");
+    let me: Value = app.get("/api/me").await.json().await.expect("json");
+    assert_eq!(me["username"], "alice-renamed", "a field it carries is updated");
+}
+
 #[sqlx::test]
 async fn resource_tokens_are_fetched_with_rfc8707_and_cached(pool: PgPool) {
     let app =
