@@ -56,6 +56,8 @@ pub struct Settings {
     pub server_timing: bool,
     /// Keep loaded sessions in memory, invalidated by Postgres LISTEN/NOTIFY.
     pub session_cache: bool,
+    /// At most this many sessions, and this many users, are cached (each).
+    pub session_cache_entries: u64,
     /// Sign-in starts and callbacks allowed per client IP per minute.
     pub sign_in_rate_limit: NonZeroU32,
     /// Back-channel logout requests allowed per client IP per minute.
@@ -190,6 +192,12 @@ impl Settings {
         };
         let server_timing = parse_bool("SERVER_TIMING", get("SERVER_TIMING"), false)?;
         let session_cache = parse_bool("SESSION_CACHE", get("SESSION_CACHE"), true)?;
+        let session_cache_entries = match get("SESSION_CACHE_ENTRIES") {
+            None => 100_000,
+            Some(v) => v.parse::<u64>().ok().filter(|n| (1..=100_000_000).contains(n)).ok_or_else(|| {
+                ConfigError::new("SESSION_CACHE_ENTRIES", format!("`{v}` is not a number of entries (1-100000000)"))
+            })?,
+        };
         let sign_in_rate_limit = parse_rate("SIGN_IN_RATE_LIMIT", get("SIGN_IN_RATE_LIMIT"), 30)?;
         let backchannel_rate_limit = parse_rate("BACKCHANNEL_RATE_LIMIT", get("BACKCHANNEL_RATE_LIMIT"), 600)?;
         let access_token_rate_limit = parse_rate("ACCESS_TOKEN_RATE_LIMIT", get("ACCESS_TOKEN_RATE_LIMIT"), 60)?;
@@ -228,6 +236,7 @@ impl Settings {
             admin_max_auth_age,
             server_timing,
             session_cache,
+            session_cache_entries,
             sign_in_rate_limit,
             backchannel_rate_limit,
             access_token_rate_limit,

@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod routes;
+pub mod services;
 pub mod session;
 pub mod startup;
 pub mod telemetry;

@@ -22,6 +22,8 @@ use crate::auth::http::ProviderHttp;
 use crate::auth::jwks::JwksCache;
 use crate::config::Settings;
 use crate::routes;
+use crate::services::Services;
+use crate::session::cache::Caches;
 use crate::session::store::PgSessionStore;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -35,60 +37,22 @@ pub fn session_cookie_name(settings: &Settings) -> &'static str {
     if settings.uses_https() { SECURE_SESSION_COOKIE } else { SESSION_COOKIE }
 }
 
-/// Shared by every handler through `web::Data`.
+/// Shared by every handler through `web::Data`: the domain's services and what only the web
+/// layer uses.
 pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub pool: PgPool,
+    pub services: Arc<Services>,
     pub tera: Tera,
-    pub provider: Arc<Provider>,
-    pub jwks: JwksCache,
     pub headers: routes::headers::SecurityHeaders,
-    pub admin_counts: crate::admin::CountsCache,
-    pub search_trigrams: Arc<crate::admin::search::CommonTrigrams>,
-    pub session_cache: Option<Arc<crate::session::cache::SessionCache>>,
     pub rate_limits: routes::rate_limit::RateLimits,
-    /// One refresh per session at a time in this instance.
-    pub refresh_turns: crate::auth::refresh::RefreshTurns,
     /// Verified back-channel logouts waiting for Postgres.
     pub logout_retries: routes::backchannel::RetryQueue,
-    /// Seals tokens at rest (key derived from SESSION_SECRET).
-    pub token_cipher: crate::session::sealed::TokenCipher,
 }
 
-impl AppState {
-    /// Drops this instance's cached copies of sessions it just deleted (other instances hear
-    /// of it through NOTIFY).
-    pub fn forget_sessions(&self, ended: &[crate::session::repo::Ended]) {
-        if let Some(cache) = &self.session_cache {
-            for session in ended {
-                cache.evict_key(&session.key_hash);
-            }
-        }
-    }
+impl std::ops::Deref for AppState {
+    type Target = Services;
 
-    /// After sessions were deleted (sign-out elsewhere, an admin, back-channel logout): forgets
-    /// them here and revokes their refresh tokens at Logto in the background (nobody waits).
-    pub fn end_sessions(self: &Arc<Self>, ended: &[crate::session::repo::Ended]) {
-        self.forget_sessions(ended);
-        let Some(metadata) = self.provider.metadata() else { return };
-        let tokens = crate::session::repo::Ended::refresh_tokens(ended, &self.token_cipher);
-        if tokens.is_empty() {
-            return;
-        }
-        let state = self.clone();
-        tokio::spawn(async move {
-            for token in tokens {
-                crate::auth::flow::revoke_refresh_token(&state.settings, &metadata, state.provider.http(), &token)
-                    .await;
-            }
-        });
-    }
-
-    /// Drops this instance's cached sessions of a user whose profile or roles just changed.
-    pub fn forget_user(&self, user_id: uuid::Uuid) {
-        if let Some(cache) = &self.session_cache {
-            cache.evict_user(user_id);
-        }
+    fn deref(&self) -> &Services {
+        &self.services
     }
 }
 
@@ -139,7 +103,7 @@ async fn forget_idle_rate_limit_clients(state: web::Data<AppState>) {
 
 /// Fetches Logto's JWKS every half `JWKS_MAX_AGE`, so sign-ins rarely wait for a fetch and a
 /// key Logto stopped publishing stops being accepted within `JWKS_MAX_AGE`.
-async fn keep_jwks_fresh(state: web::Data<AppState>) {
+async fn keep_jwks_fresh(state: Arc<Services>) {
     let mut ticks = tokio::time::interval(state.settings.jwks_max_age / 2);
     loop {
         ticks.tick().await;
@@ -171,42 +135,44 @@ impl Application {
         tokio::spawn(provider.clone().keep_fresh());
         tokio::spawn(crate::session::sweeper::run(pool.clone(), Duration::from_secs(60)));
 
-        let cache = settings.session_cache.then(|| {
-            let cache = Arc::new(crate::session::cache::SessionCache::default());
-            tokio::spawn(cache.clone().listen(
+        let caches = settings.session_cache.then(|| {
+            let caches = Arc::new(Caches::new(settings.session_cache_entries));
+            tokio::spawn(caches.clone().listen(
                 pool.clone(),
                 settings.database_listen_url.as_ref().map(|u| secrecy::ExposeSecret::expose_secret(u).to_owned()),
             ));
-            cache
+            caches
         });
-        let token_cipher = crate::session::sealed::TokenCipher::new(settings.session_secret_bytes());
-        let state = web::Data::new(AppState {
-            settings: settings.clone(),
-            pool: pool.clone(),
-            tera: crate::templates::load()?,
-            provider,
-            jwks: JwksCache::new(settings.jwks_max_age, settings.jwks_refetch_cooldown),
-            headers: routes::headers::SecurityHeaders::new(&settings),
-            admin_counts: crate::admin::CountsCache::default(),
-            search_trigrams: Arc::default(),
-            session_cache: cache.clone(),
-            rate_limits: routes::rate_limit::RateLimits::new(&settings),
-            refresh_turns: Default::default(),
-            logout_retries: Default::default(),
-            token_cipher: token_cipher.clone(),
-        });
-        tokio::spawn(forget_idle_rate_limit_clients(state.clone()));
-        tokio::spawn(keep_jwks_fresh(state.clone()));
-        tokio::spawn(crate::auth::revalidation::run(state.clone()));
-        tokio::spawn(routes::backchannel::retry_failed_logouts(state.clone()));
-        let key = Key::derive_from(settings.session_secret_bytes());
         let store = PgSessionStore::new(
-            pool,
+            pool.clone(),
             settings.session_idle_timeout,
             settings.session_max_lifetime,
-            cache,
-            token_cipher,
+            caches.clone(),
         );
+        let services = Arc::new(Services {
+            settings: settings.clone(),
+            pool: pool.clone(),
+            provider,
+            jwks: JwksCache::new(settings.jwks_max_age, settings.jwks_refetch_cooldown),
+            caches,
+            token_cipher: crate::session::sealed::TokenCipher::new(settings.session_secret_bytes()),
+            refresh_turns: Default::default(),
+            admin_counts: crate::admin::CountsCache::default(),
+            search_trigrams: Arc::default(),
+            lifetimes: store.lifetimes(),
+        });
+        let state = web::Data::new(AppState {
+            services: services.clone(),
+            tera: crate::templates::load()?,
+            headers: routes::headers::SecurityHeaders::new(&settings),
+            rate_limits: routes::rate_limit::RateLimits::new(&settings),
+            logout_retries: Default::default(),
+        });
+        tokio::spawn(forget_idle_rate_limit_clients(state.clone()));
+        tokio::spawn(keep_jwks_fresh(services.clone()));
+        tokio::spawn(crate::auth::revalidation::run(services.clone()));
+        tokio::spawn(routes::backchannel::retry_failed_logouts(state.clone()));
+        let key = Key::derive_from(settings.session_secret_bytes());
         let max_lifetime = actix_web::cookie::time::Duration::seconds(
             i64::try_from(settings.session_max_lifetime.as_secs()).unwrap_or(i64::MAX),
         );
@@ -236,7 +202,6 @@ impl Application {
                 .wrap(ErrorHandlers::new().default_handler(routes::errors::render_error_handler))
                 .wrap(IdentityMiddleware::default())
                 .wrap(session)
-                .wrap(from_fn(crate::session::renewal::middleware))
                 .wrap(from_fn(routes::headers::apply))
                 .wrap(from_fn(routes::errors::session_store_failure))
                 .wrap(from_fn(routes::headers::server_timing))

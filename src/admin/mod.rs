@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
-use crate::auth::CurrentUser;
 use crate::auth::jwt::LEEWAY_SECS;
+use crate::auth::{CurrentUser, SignedInSession};
 use crate::config::Settings;
 use crate::error::AppError;
-use crate::session::TypedSession;
+use crate::services::Services;
+use crate::session::repo::SessionRecord;
 use crate::startup::AppState;
 use crate::users::User;
 
@@ -26,7 +27,7 @@ pub const COUNTS_MAX_AGE: Duration = Duration::from_secs(10);
 /// against Logto again when older than `SESSION_REVALIDATE_AFTER`) contain `ADMIN_ROLE`, or
 /// their `sub` is in `ADMIN_SUBJECTS`. Checked on the server for every admin page, action and
 /// API call.
-pub struct AdminUser(pub User);
+pub struct AdminUser(pub std::sync::Arc<User>);
 
 pub fn is_admin(user: &User, settings: &Settings) -> bool {
     let by_role = user.roles.contains(&settings.admin_role);
@@ -40,19 +41,22 @@ impl FromRequest for AdminUser {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let user = CurrentUser::from_request(req, payload);
-        let session_id = TypedSession::from_request(req, payload).into_inner().ok().and_then(|s| s.session_id());
+        let signed_in = SignedInSession::from_request(req, payload).into_inner();
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let CurrentUser(mut user) = user.await?;
             let state = state.ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("BUG: no AppState")))?;
-            let session_id = session_id.ok_or(AppError::NotAuthenticated)?;
+            let session_id = signed_in?.session_id;
             // Roles can change at Logto at any time: an admin request uses roles checked
             // against Logto within SESSION_REVALIDATE_AFTER.
             let bound = state.settings.session_revalidate_after.as_secs_f64();
             let ago = crate::session::repo::revalidated_ago(&state.pool, session_id).await?;
             if ago.is_none_or(|ago| ago >= bound) {
-                crate::auth::refresh::revalidate(&state, session_id).await?;
-                user = crate::users::repo::get(&state.pool, user.user_id).await?.ok_or(AppError::NotAuthenticated)?;
+                crate::auth::refresh::revalidate(&state.services, session_id).await?;
+                user = crate::users::repo::get(&state.pool, user.user_id)
+                    .await?
+                    .map(std::sync::Arc::new)
+                    .ok_or(AppError::NotAuthenticated)?;
             }
             if is_admin(&user, &state.settings) {
                 Ok(AdminUser(user))
@@ -66,7 +70,7 @@ impl FromRequest for AdminUser {
 
 /// Admin actions (they end other people's sessions) need a sign-in no older than
 /// `ADMIN_MAX_AUTH_AGE` (ASVS 7.5.3); otherwise the admin steps up and comes back to `return_to`.
-pub fn require_recent_sign_in(session: &TypedSession, settings: &Settings, return_to: &str) -> Result<(), AppError> {
+pub fn require_recent_sign_in(session: &SessionRecord, settings: &Settings, return_to: &str) -> Result<(), AppError> {
     if signed_in_recently(session, settings) {
         Ok(())
     } else {
@@ -74,10 +78,11 @@ pub fn require_recent_sign_in(session: &TypedSession, settings: &Settings, retur
     }
 }
 
-pub fn signed_in_recently(session: &TypedSession, settings: &Settings) -> bool {
+pub fn signed_in_recently(session: &SessionRecord, settings: &Settings) -> bool {
     let now = crate::auth::flow::unix_now();
     session
-        .auth_time()
+        .auth_time
+        .and_then(|at| u64::try_from(at).ok())
         .is_some_and(|at| at <= now + LEEWAY_SECS && now.saturating_sub(at) <= settings.admin_max_auth_age.as_secs())
 }
 
@@ -91,7 +96,7 @@ pub struct CountsCache {
 impl CountsCache {
     /// Fresh-enough counts: computed now if none exist, else the cached ones, with a background
     /// refresh when they are older than [`COUNTS_MAX_AGE`] (so no page waits for the counts).
-    pub async fn get(&self, state: &web::Data<AppState>) -> Result<(repo::Counts, Duration), sqlx::Error> {
+    pub async fn get(&self, state: &std::sync::Arc<Services>) -> Result<(repo::Counts, Duration), sqlx::Error> {
         use std::sync::atomic::Ordering;
         let cached = self.slot.lock().ok().and_then(|s| s.clone());
         match cached {

@@ -6,7 +6,6 @@ use uuid::Uuid;
 
 use super::cursor::Cursor;
 use super::search::SearchTerm;
-use crate::session::repo::Ended;
 
 pub const PAGE_SIZE: i64 = 50;
 
@@ -260,17 +259,6 @@ pub async fn user(pool: &PgPool, user_id: Uuid) -> Result<Option<UserDetail>, sq
     .bind(user_id)
     .fetch_optional(pool)
     .await
-}
-
-/// Deletes one session by its public id; returns its user and refresh token if it existed.
-#[tracing::instrument(name = "admin.revoke_session", skip_all)]
-pub async fn revoke_session(pool: &PgPool, session_id: Uuid) -> Result<Option<(Option<Uuid>, Ended)>, sqlx::Error> {
-    let row: Option<(Option<Uuid>, Vec<u8>, Option<String>)> =
-        sqlx::query_as("delete from sessions where session_id = $1 returning user_id, key_hash, refresh_token")
-            .bind(session_id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(|(user_id, key_hash, refresh_token)| (user_id, Ended { key_hash, refresh_token })))
 }
 
 /// `term` folded by Postgres `lower()`, as `users.search_text` is.

@@ -148,18 +148,15 @@ pub fn unix_now() -> u64 {
 }
 
 /// Exchanges the code, validates the ID token and reads userinfo. Nothing is used before the ID
-/// token (with its nonce) has passed validation. `alongside_userinfo` is started with the
-/// validated `(iss, sub)` while userinfo is fetched (work that may overlap the provider's
-/// answer); its output is returned with the sign-in.
-pub async fn finish_sign_in<F: Future>(
+/// token (with its nonce) has passed validation.
+pub async fn finish_sign_in(
     settings: &Settings,
     metadata: &ProviderMetadata,
     http: &ProviderHttp,
     jwks: &JwksCache,
     code: &str,
     pending: &PendingLogin,
-    alongside_userinfo: impl FnOnce(String, String) -> F,
-) -> Result<(VerifiedSignIn, F::Output), AppError> {
+) -> Result<VerifiedSignIn, AppError> {
     let client = oauth_client(settings, metadata)?;
     let send = |request: oauth2::HttpRequest| http.oauth2_send(request);
     let response = client
@@ -200,14 +197,10 @@ pub async fn finish_sign_in<F: Future>(
     .await
     .map_err(id_token_error)?;
 
-    let userinfo = async {
-        match &metadata.userinfo_endpoint {
-            None => Ok(None),
-            Some(endpoint) => fetch_userinfo(http, endpoint, &access_token, &claims.sub).await.map(Some),
-        }
+    let userinfo = match &metadata.userinfo_endpoint {
+        None => None,
+        Some(endpoint) => Some(fetch_userinfo(http, endpoint, &access_token, &claims.sub).await?),
     };
-    let (userinfo, alongside) = tokio::join!(userinfo, alongside_userinfo(claims.iss.clone(), claims.sub.clone()));
-    let userinfo = userinfo?;
 
     let ttl = response.expires_in().unwrap_or(DEFAULT_ACCESS_TOKEN_TTL);
     let verified = VerifiedSignIn {
@@ -220,7 +213,7 @@ pub async fn finish_sign_in<F: Future>(
             refresh_token: response.refresh_token().map(|t| t.secret().clone()),
         },
     };
-    Ok((verified, alongside))
+    Ok(verified)
 }
 
 async fn fetch_userinfo(

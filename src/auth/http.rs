@@ -11,14 +11,22 @@ use futures_util::StreamExt;
 /// Discovery, JWKS, token and userinfo responses are a few KiB; 1 MiB is far above any of them.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
-tokio::task_local! {
-    /// Time this request spent waiting for the provider, in microseconds (for Server-Timing).
-    pub static PROVIDER_MICROS: std::cell::Cell<u64>;
-}
-
 #[derive(Clone, Debug)]
 pub struct ProviderHttp {
     client: reqwest::Client,
+    /// Set on a [`ProviderHttp::timed`] copy: the time its calls spent waiting for the provider.
+    waited: Option<ProviderWait>,
+}
+
+/// Time spent waiting for the provider by the calls of one [`ProviderHttp::timed`] client, in
+/// microseconds (for `Server-Timing`: a benchmark subtracts it to get the app's own time).
+#[derive(Clone, Debug, Default)]
+pub struct ProviderWait(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl ProviderWait {
+    pub fn micros(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Why a call to the provider failed: the provider could not be reached (an outage) or it
@@ -54,15 +62,23 @@ impl ProviderHttp {
             .user_agent(concat!("logto-signin/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("building the HTTP client for the identity provider")?;
-        Ok(Self { client })
+        Ok(Self { client, waited: None })
+    }
+
+    /// A copy of this client that adds up the time its calls wait for the provider.
+    pub fn timed(&self) -> (Self, ProviderWait) {
+        let waited = ProviderWait::default();
+        (Self { client: self.client.clone(), waited: Some(waited.clone()) }, waited)
     }
 
     /// Sends a request and returns the status, content type and body (capped).
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<RawResponse, CallError> {
         let started = std::time::Instant::now();
         let result = self.send_timed(request).await;
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let _ = PROVIDER_MICROS.try_with(|total| total.set(total.get().saturating_add(micros)));
+        if let Some(waited) = &self.waited {
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            waited.0.fetch_add(micros, std::sync::atomic::Ordering::Relaxed);
+        }
         result
     }
 

@@ -20,8 +20,9 @@ use super::flow::{self, RefreshError, unix_now};
 use super::id_token::{self, Expectations, IdTokenClaims};
 use super::jwt::TokenError;
 use crate::error::AppError;
+use crate::services::Services;
+use crate::session::end::{Which, end};
 use crate::session::repo::{self as sessions, Claim, RefreshResult, StoredTokens};
-use crate::startup::AppState;
 use crate::users::{Profile, repo as users};
 
 /// Tokens closer than this to expiry are refreshed first.
@@ -92,7 +93,7 @@ fn busy() -> AppError {
 }
 
 /// Returns a valid access token for `target`, refreshing (once) if needed.
-pub async fn access_token(state: &AppState, session_id: Uuid, target: &Target) -> Result<AccessToken, AppError> {
+pub async fn access_token(state: &Arc<Services>, session_id: Uuid, target: &Target) -> Result<AccessToken, AppError> {
     let deadline = Instant::now() + REFRESH_WAIT;
     let stored =
         sessions::tokens(&state.pool, &state.token_cipher, session_id).await?.ok_or(AppError::NotAuthenticated)?;
@@ -124,7 +125,7 @@ pub async fn access_token(state: &AppState, session_id: Uuid, target: &Target) -
 /// roles and profile), or userinfo for a session without a refresh token. A grant Logto no longer
 /// honours (user suspended or deleted, consent revoked) ends the session
 /// (`NotAuthenticated`); an outage is a 503 and keeps it.
-pub async fn revalidate(state: &AppState, session_id: Uuid) -> Result<(), AppError> {
+pub async fn revalidate(state: &Arc<Services>, session_id: Uuid) -> Result<(), AppError> {
     let bound = state.settings.session_revalidate_after.as_secs_f64();
     let deadline = Instant::now() + REFRESH_WAIT;
     let own_token = Target::Session;
@@ -152,7 +153,7 @@ pub async fn revalidate(state: &AppState, session_id: Uuid) -> Result<(), AppErr
 /// Revalidation without a refresh token: userinfo with the session's access token. Once that
 /// token has expired nothing can vouch for the session any more, and it ends.
 async fn revalidate_by_userinfo(
-    state: &AppState,
+    state: &Arc<Services>,
     session_id: Uuid,
     stored: StoredTokens,
     lease: Uuid,
@@ -210,7 +211,7 @@ async fn revalidate_by_userinfo(
 
 /// The stored token for `target` if it is valid for at least the refresh margin.
 async fn still_fresh(
-    state: &AppState,
+    state: &Arc<Services>,
     session_id: Uuid,
     target: &Target,
     stored: &StoredTokens,
@@ -233,7 +234,7 @@ async fn still_fresh(
 
 /// The refresh itself, with the lease held and no connection held while Logto answers.
 async fn refresh_claimed(
-    state: &AppState,
+    state: &Arc<Services>,
     session_id: Uuid,
     target: &Target,
     stored: StoredTokens,
@@ -311,7 +312,7 @@ async fn refresh_claimed(
     Ok(AccessToken { access_token: refreshed.access_token, expires_at })
 }
 
-fn metadata(state: &AppState) -> Result<Arc<crate::auth::discovery::ProviderMetadata>, AppError> {
+fn metadata(state: &Arc<Services>) -> Result<Arc<crate::auth::discovery::ProviderMetadata>, AppError> {
     state.provider.metadata().ok_or_else(|| AppError::ProviderUnavailable(anyhow!("provider metadata not loaded")))
 }
 
@@ -328,7 +329,7 @@ enum Failed {
 }
 
 /// The refresh-token grant for `target`.
-async fn call_logto(state: &AppState, target: &Target, stored: &StoredTokens) -> Result<flow::Refreshed, Failed> {
+async fn call_logto(state: &Arc<Services>, target: &Target, stored: &StoredTokens) -> Result<flow::Refreshed, Failed> {
     let Some(refresh_token) = stored.refresh_token.as_deref() else {
         return Err(Failed::Other(AppError::BadRequest(
             "This session has no refresh token (sign in again, with the offline_access scope).".into(),
@@ -367,7 +368,7 @@ async fn call_logto(state: &AppState, target: &Target, stored: &StoredTokens) ->
 /// ends the lease (the old refresh token is consumed at Logto: presenting it again would revoke
 /// the whole grant).
 async fn keep_rotated_refresh_token(
-    state: &AppState,
+    state: &Arc<Services>,
     session_id: Uuid,
     lease: Uuid,
     refresh_token: &str,
@@ -384,11 +385,8 @@ async fn keep_rotated_refresh_token(
     Ok(())
 }
 
-async fn end_session(state: &AppState, session_id: Uuid) -> Result<(), AppError> {
-    let mut conn = state.pool.acquire().await?;
-    let ended = sessions::delete(&mut conn, session_id).await?;
-    drop(conn);
-    state.forget_sessions(&ended);
+async fn end_session(state: &Arc<Services>, session_id: Uuid) -> Result<(), AppError> {
+    end(state, Which::Session(session_id)).await?;
     Ok(())
 }
 
@@ -401,7 +399,7 @@ enum RefreshedIdToken {
 }
 
 async fn check_refreshed_id_token(
-    state: &AppState,
+    state: &Arc<Services>,
     metadata: &crate::auth::discovery::ProviderMetadata,
     original: Option<&str>,
     raw: &str,

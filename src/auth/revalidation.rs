@@ -4,20 +4,19 @@
 //! user suspended or deleted at Logto loses their sessions within about that bound (plus one
 //! tick) of their next use. Admin requests do not wait for this: they revalidate first.
 
+use std::sync::Arc;
 use std::time::Duration;
-
-use actix_web::web;
 
 use super::refresh;
 use crate::error::AppError;
+use crate::services::Services;
 use crate::session::repo as sessions;
-use crate::startup::AppState;
 
 /// Sessions checked per tick, and at most this many calls to Logto at once.
 const BATCH: i64 = 200;
 const CONCURRENCY: usize = 4;
 
-pub async fn run(state: web::Data<AppState>) {
+pub async fn run(state: Arc<Services>) {
     let bound = state.settings.session_revalidate_after;
     let every = (bound / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
     loop {
@@ -38,7 +37,7 @@ pub async fn run(state: web::Data<AppState>) {
     }
 }
 
-async fn revalidate_one(state: web::Data<AppState>, session_id: uuid::Uuid) {
+async fn revalidate_one(state: Arc<Services>, session_id: uuid::Uuid) {
     match refresh::revalidate(&state, session_id).await {
         Ok(()) => {}
         Err(AppError::NotAuthenticated) => {

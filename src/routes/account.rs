@@ -5,10 +5,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::{CurrentUser, SignedInSession};
+use crate::auth::{CurrentSession, CurrentUser};
 use crate::error::{AppError, Result};
 use crate::routes::csrf;
-use crate::session::TypedSession;
+use crate::session::end::{Which, end};
 use crate::session::repo::{self as sessions, SessionInfo};
 use crate::startup::AppState;
 
@@ -50,15 +50,14 @@ fn row(s: SessionInfo, current: Uuid) -> SessionRow {
 pub async fn sessions_page(
     state: web::Data<AppState>,
     _user: CurrentUser,
-    me: SignedInSession,
-    session: TypedSession,
+    CurrentSession(me): CurrentSession,
 ) -> Result<HttpResponse> {
     let list = sessions::list_for_user(&state.pool, me.user_id).await?;
     let rows: Vec<SessionRow> = list.into_iter().map(|s| row(s, me.session_id)).collect();
     let page = SessionsPage {
         others: rows.iter().filter(|r| !r.current).count(),
         sessions: rows,
-        csrf_token: session.csrf_token().unwrap_or_default(),
+        csrf_token: me.csrf_token.unwrap_or_default(),
     };
     let html = crate::templates::render(&state.tera, "account_sessions.html", &page)?;
     Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
@@ -73,19 +72,17 @@ pub struct CsrfForm {
 pub async fn sign_out_session(
     req: HttpRequest,
     state: web::Data<AppState>,
-    me: SignedInSession,
-    session: TypedSession,
+    CurrentSession(me): CurrentSession,
     path: web::Path<Uuid>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse> {
-    csrf::verify(&req, &state, &session, &form.csrf_token)?;
+    csrf::verify(&req, &state, &me, &form.csrf_token)?;
     let target = path.into_inner();
     if target == me.session_id {
         return Err(AppError::BadRequest("Use Sign out to end this session.".into()));
     }
-    let ended = sessions::delete_for_user(&state.pool, me.user_id, Some(target), None).await?;
-    state.end_sessions(&ended);
-    if ended.is_empty() {
+    let which = Which::OneOfUser { user_id: me.user_id, session_id: target };
+    if end(&state.services, which).await?.count() == 0 {
         return Err(AppError::NotFound);
     }
     tracing::info!(user_id = %me.user_id, session_id = %target, "user signed out one of their sessions");
@@ -96,14 +93,12 @@ pub async fn sign_out_session(
 pub async fn sign_out_others(
     req: HttpRequest,
     state: web::Data<AppState>,
-    me: SignedInSession,
-    session: TypedSession,
+    CurrentSession(me): CurrentSession,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse> {
-    csrf::verify(&req, &state, &session, &form.csrf_token)?;
-    let ended = sessions::delete_for_user(&state.pool, me.user_id, None, Some(me.session_id)).await?;
-    state.end_sessions(&ended);
-    tracing::info!(user_id = %me.user_id, count = ended.len(), "user signed out their other sessions");
+    csrf::verify(&req, &state, &me, &form.csrf_token)?;
+    let ended = end(&state.services, Which::AllOfUserBut { user_id: me.user_id, keep: me.session_id }).await?;
+    tracing::info!(user_id = %me.user_id, count = ended.count(), "user signed out their other sessions");
     Ok(back())
 }
 

@@ -10,10 +10,11 @@ use crate::admin::cursor::Cursor;
 use crate::admin::repo::{self, PAGE_SIZE, UserRow};
 use crate::admin::search::SearchTerm;
 use crate::admin::{AdminUser, repo::Counts, require_recent_sign_in, signed_in_recently};
+use crate::auth::CurrentSession;
 use crate::error::{AppError, Result};
 use crate::routes::account::format_time;
 use crate::routes::csrf;
-use crate::session::TypedSession;
+use crate::session::end::{Outcome, Which, end};
 use crate::session::repo as sessions;
 use crate::startup::AppState;
 use crate::users::{display_name, safe_image_url};
@@ -121,7 +122,7 @@ pub async fn users_page(
 ) -> Result<HttpResponse> {
     let active_only = query.view.as_deref() != Some("all");
     let listing = list(&state, active_only, query.q.as_deref(), query.cursor.as_deref()).await?;
-    let (counts, age) = state.admin_counts.get(&state).await?;
+    let (counts, age) = state.admin_counts.get(&state.services).await?;
     let view = if active_only { "active" } else { "all" };
     let link = |cursor: Option<&str>| {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
@@ -205,7 +206,7 @@ struct UserPage {
 pub async fn user_page(
     state: web::Data<AppState>,
     _admin: AdminUser,
-    session: TypedSession,
+    CurrentSession(session): CurrentSession,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse> {
     let user_id = path.into_inner();
@@ -240,8 +241,8 @@ pub async fn user_page(
                 has_logto_sid: s.has_logto_sid,
             })
             .collect(),
-        csrf_token: session.csrf_token().unwrap_or_default(),
         step_up_needed: !signed_in_recently(&session, &state.settings),
+        csrf_token: session.csrf_token.unwrap_or_default(),
     };
     let html = crate::templates::render(&state.tera, "admin/user.html", &page)?;
     Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
@@ -256,35 +257,36 @@ pub async fn revoke_session(
     req: HttpRequest,
     state: web::Data<AppState>,
     admin: AdminUser,
-    session: TypedSession,
+    CurrentSession(session): CurrentSession,
     path: web::Path<Uuid>,
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse> {
     csrf::verify(&req, &state, &session, &form.csrf_token)?;
     require_recent_sign_in(&session, &state.settings, "/admin")?;
     let session_id = path.into_inner();
-    let (user_id, ended) = repo::revoke_session(&state.pool, session_id).await?.ok_or(AppError::NotFound)?;
-    state.end_sessions(std::slice::from_ref(&ended));
-    tracing::info!(admin = %admin.0.user_id, target_user = ?user_id, %session_id, "admin revoked a session");
-    state.admin_counts.invalidate();
-    Ok(back_to(user_id))
+    let Outcome::Ended(ended) = end(&state.services, Which::Session(session_id)).await? else {
+        return Err(AppError::NotFound);
+    };
+    let Some(revoked) = ended.first() else {
+        return Err(AppError::NotFound);
+    };
+    tracing::info!(admin = %admin.0.user_id, target_user = ?revoked.user_id, %session_id, "admin revoked a session");
+    Ok(back_to(revoked.user_id))
 }
 
 pub async fn sign_out_everywhere(
     req: HttpRequest,
     state: web::Data<AppState>,
     admin: AdminUser,
-    session: TypedSession,
+    CurrentSession(session): CurrentSession,
     path: web::Path<Uuid>,
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse> {
     csrf::verify(&req, &state, &session, &form.csrf_token)?;
     let user_id = path.into_inner();
     require_recent_sign_in(&session, &state.settings, &format!("/admin/users/{user_id}"))?;
-    let ended = sessions::delete_for_user(&state.pool, user_id, None, None).await?;
-    state.end_sessions(&ended);
-    tracing::info!(admin = %admin.0.user_id, target_user = %user_id, sessions = ended.len(), "admin signed a user out everywhere");
-    state.admin_counts.invalidate();
+    let ended = end(&state.services, Which::AllOfUser(user_id)).await?;
+    tracing::info!(admin = %admin.0.user_id, target_user = %user_id, sessions = ended.count(), "admin signed a user out everywhere");
     Ok(back_to(Some(user_id)))
 }
 

@@ -69,6 +69,6 @@ pub async fn access_token(
             return Err(AppError::BadRequest("The resource must be an absolute URI.".into()));
         }
     };
-    let token = refresh::access_token(&state, me.session_id, &target).await?;
+    let token = refresh::access_token(&state.services, me.session_id, &target).await?;
     Ok(HttpResponse::Ok().json(token))
 }

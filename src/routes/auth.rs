@@ -2,19 +2,20 @@
 
 use actix_identity::Identity;
 use actix_web::http::header;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::CurrentSession;
 use crate::auth::discovery::ProviderMetadata;
 use crate::auth::{callback, flow, pending, return_to};
 use crate::error::{AppError, Result};
 use crate::routes::csrf;
 use crate::routes::rate_limit::{SignInLimit, client_ip};
-use crate::session::renewal::{self, SignInWrite};
-use crate::session::{TypedSession, repo as session_repo};
+use crate::session::sign_in::SignIn;
+use crate::session::{self, TypedSession, repo as session_repo};
 use crate::startup::AppState;
-use crate::users::{Profile, repo};
+use crate::users::Profile;
 
 /// Logto's `direct_sign_in` target for the Hugging Face connector.
 const HUGGING_FACE: &str = "social:huggingface";
@@ -122,48 +123,33 @@ pub async fn callback(
         return Err(AppError::sign_in("The sign-in response was incomplete.", anyhow!("no code")));
     };
 
-    // While Logto answers the userinfo request, look the (now authenticated) user up.
-    let pool = state.pool.clone();
-    let find_user = move |iss: String, sub: String| async move { repo::find_id(&pool, &iss, &sub).await };
-    let (verified, known_user) = tokio::time::timeout(
+    // Timed for `Server-Timing` (SERVER_TIMING=true): the app's own time excludes this wait.
+    let (http, provider_wait) = state.provider.http().timed();
+    let verified = tokio::time::timeout(
         flow::CALLBACK_PROVIDER_BUDGET,
-        flow::finish_sign_in(&state.settings, &metadata, state.provider.http(), &state.jwks, code, &pending, find_user),
+        flow::finish_sign_in(&state.settings, &metadata, &http, &state.jwks, code, &pending),
     )
     .await
     .map_err(|_| AppError::ProviderUnavailable(anyhow!("the provider did not answer in time")))??;
 
+    // The user, the renewed session and its record, in one transaction.
     let profile = Profile::from_claims(&verified.claims.all, verified.userinfo.as_ref());
-    let (iss, sub) = (verified.claims.iss.clone(), verified.claims.sub.clone());
-    let user_id = match known_user? {
-        // A returning user: their sign-in is written by the insert of their new session
-        // (one statement; see session::renewal).
-        Some(user_id) => {
-            match renewal::write_sign_in_with_session(SignInWrite { user_id, issuer: iss, subject: sub, profile }) {
-                Ok(()) => user_id,
-                Err(w) => repo::upsert_on_sign_in(&state.pool, &w.issuer, &w.subject, &w.profile).await?,
-            }
-        }
-        None => repo::upsert_on_sign_in(&state.pool, &iss, &sub, &profile).await?,
-    };
-    // This instance's cached sessions of the user; other instances hear of it through NOTIFY.
-    state.forget_user(user_id);
-
-    // Identity::login renews the session key: the pre-login cookie stops working (fixation).
-    // The old row is deleted in the same statement that inserts the new one.
-    renewal::combine_renewal();
-    session.reset_for_sign_in()?;
-    Identity::login(&req.extensions(), user_id.to_string()).map_err(|e| AppError::Unexpected(anyhow!("{e}")))?;
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let client_ip = client_ip(&req, state.settings.trusted_proxy_hops).map(|ip| ip.to_string());
-    session.start(
-        &verified.tokens,
-        verified.claims.auth_time,
-        verified.claims.sid.as_deref(),
+    let sign_in = SignIn {
+        issuer: &verified.claims.iss,
+        subject: &verified.claims.sub,
+        profile: &profile,
+        tokens: &verified.tokens,
+        logto_sid: verified.claims.sid.as_deref(),
+        auth_time: verified.claims.auth_time,
         user_agent,
-        client_ip.as_deref(),
-    )?;
+        client_ip: client_ip(&req, state.settings.trusted_proxy_hops),
+    };
+    let user_id = session::sign_in::complete(&state.services, &session, sign_in).await?;
     tracing::info!(%user_id, has_sid = verified.claims.sid.is_some(), "signed in");
-    Ok(see_other(&pending.return_to))
+    let mut response = see_other(&pending.return_to);
+    response.extensions_mut().insert(provider_wait);
+    Ok(response)
 }
 
 /// RFC 9207: the authorization response must name our issuer (discovery refuses providers that
@@ -201,8 +187,8 @@ struct SignOutPage {
 }
 
 /// A confirmation page; signing out itself is a POST with a CSRF token.
-pub async fn sign_out_page(state: web::Data<AppState>, session: TypedSession) -> Result<HttpResponse> {
-    let Some(csrf_token) = session.csrf_token() else {
+pub async fn sign_out_page(state: web::Data<AppState>, session: Option<CurrentSession>) -> Result<HttpResponse> {
+    let Some(csrf_token) = session.and_then(|s| s.0.csrf_token) else {
         return Ok(see_other("/"));
     };
     let html = crate::templates::render(&state.tera, "sign_out.html", &SignOutPage { csrf_token })?;
@@ -220,23 +206,24 @@ pub async fn sign_out(
     req: HttpRequest,
     state: web::Data<AppState>,
     session: TypedSession,
+    current: Result<CurrentSession>,
     identity: Option<Identity>,
     form: web::Form<SignOutForm>,
 ) -> Result<HttpResponse> {
-    if session.csrf_token().is_none() {
+    let record = match current {
+        Ok(CurrentSession(record)) => record,
         // Not signed in: nothing to end.
-        return Ok(see_other("/"));
-    }
-    csrf::verify(&req, &state, &session, &form.csrf_token)?;
+        Err(AppError::NotAuthenticated) => return Ok(see_other("/")),
+        Err(other) => return Err(other),
+    };
+    csrf::verify(&req, &state, &record, &form.csrf_token)?;
     // The session ends whatever happens next: tokens that cannot be read are not revoked (they
     // die with the grant at Logto's end-session or their TTL), but the user is signed out.
-    let tokens = match session.session_id() {
-        Some(id) => session_repo::tokens(&state.pool, &state.token_cipher, id).await.unwrap_or_else(|error| {
+    let tokens =
+        session_repo::tokens(&state.pool, &state.token_cipher, record.session_id).await.unwrap_or_else(|error| {
             tracing::warn!(%error, "sign-out: the session's tokens could not be read; signing out without revocation");
             None
-        }),
-        None => None,
-    };
+        });
     match identity {
         Some(identity) => identity.logout(),
         None => session.purge(),

@@ -18,7 +18,7 @@ use crate::auth::jwt::LEEWAY_SECS;
 use crate::auth::logout_token;
 use crate::routes::errors::Rendered;
 use crate::routes::rate_limit::backchannel_failure;
-use crate::session::repo as sessions;
+use crate::session::end::{Outcome, Which, end};
 use crate::startup::AppState;
 
 /// The largest request body accepted (a logout token is about 1 KiB).
@@ -125,22 +125,19 @@ pub struct PendingLogout {
 
 /// Records the `jti` and ends the sessions; `Ok(false)` for a replayed `jti`.
 async fn end_sessions(state: &web::Data<AppState>, logout: &PendingLogout) -> Result<bool, sqlx::Error> {
-    let ended = sessions::backchannel_logout(
-        &state.pool,
-        &logout.jti_hash,
-        logout.jti_expires_at,
-        &logout.issuer,
-        logout.subject.as_deref(),
-        logout.sid.as_deref(),
-    )
-    .await?;
-    Ok(match ended {
-        Some(ended) => {
+    let which = Which::BackChannel {
+        jti_hash: &logout.jti_hash,
+        jti_expires_at: logout.jti_expires_at,
+        issuer: &logout.issuer,
+        subject: logout.subject.as_deref(),
+        sid: logout.sid.as_deref(),
+    };
+    Ok(match end(&state.services, which).await? {
+        Outcome::Ended(ended) => {
             tracing::info!(sessions = ended.len(), by_sid = logout.sid.is_some(), "back-channel logout");
-            state.end_sessions(&ended);
             true
         }
-        None => false,
+        Outcome::Replayed => false,
     })
 }
 

@@ -6,13 +6,15 @@ use actix_web::http::header;
 
 use crate::auth::jwt::constant_time_eq;
 use crate::error::{AppError, Result};
-use crate::session::TypedSession;
+use crate::session::repo::SessionRecord;
 use crate::startup::AppState;
 
 /// Accepts the request only if `submitted` is this session's token and any `Origin` is ours.
-pub fn verify(req: &HttpRequest, state: &AppState, session: &TypedSession, submitted: &str) -> Result<()> {
-    let token_ok =
-        session.csrf_token().is_some_and(|expected| constant_time_eq(submitted.as_bytes(), expected.as_bytes()));
+pub fn verify(req: &HttpRequest, state: &AppState, session: &SessionRecord, submitted: &str) -> Result<()> {
+    let token_ok = session
+        .csrf_token
+        .as_deref()
+        .is_some_and(|expected| constant_time_eq(submitted.as_bytes(), expected.as_bytes()));
     let origin_ok = same_origin(req, state);
     if token_ok && origin_ok {
         Ok(())

@@ -6,6 +6,7 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
 
+use crate::auth::http::ProviderWait;
 use crate::config::Settings;
 use crate::startup::AppState;
 
@@ -67,20 +68,15 @@ pub async fn server_timing(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    use crate::auth::http::PROVIDER_MICROS;
     let enabled = req.app_data::<web::Data<AppState>>().is_some_and(|s| s.settings.server_timing);
     if !enabled {
         return next.call(req).await;
     }
     let started = std::time::Instant::now();
-    let (provider, result) = PROVIDER_MICROS
-        .scope(std::cell::Cell::new(0), async {
-            let result = next.call(req).await;
-            (PROVIDER_MICROS.with(std::cell::Cell::get), result)
-        })
-        .await;
-    let mut res = result?;
+    let mut res = next.call(req).await?;
     {
+        // A handler that called the provider says how long it waited (see `ProviderWait`).
+        let provider = res.response().extensions().get::<ProviderWait>().map_or(0, ProviderWait::micros);
         // `app` is the whole request; `provider` the part spent waiting for Logto.
         let value = format!(
             "app;dur={:.3}, provider;dur={:.3}",

@@ -3,9 +3,8 @@
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use crate::auth::CurrentUser;
+use crate::auth::{CurrentSession, CurrentUser};
 use crate::error::Result;
-use crate::session::TypedSession;
 use crate::startup::AppState;
 use crate::users::{User, display_name, safe_image_url};
 
@@ -49,12 +48,12 @@ struct HomePage {
 pub async fn home(
     state: web::Data<AppState>,
     user: Option<CurrentUser>,
-    session: TypedSession,
+    session: Option<CurrentSession>,
 ) -> Result<HttpResponse> {
     let page = HomePage {
-        user: user.as_ref().map(|u| UserView::from(&u.0)),
+        user: user.as_ref().map(|u| UserView::from(u.0.as_ref())),
         is_admin: user.as_ref().is_some_and(|u| crate::admin::is_admin(&u.0, &state.settings)),
-        csrf_token: session.csrf_token(),
+        csrf_token: session.and_then(|s| s.0.csrf_token),
     };
     let html = crate::templates::render(&state.tera, "home.html", &page)?;
     Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))

@@ -1,18 +1,23 @@
 //! Server-side sessions: the Postgres store and a typed view over a request's session.
 
 pub mod cache;
+pub mod end;
 pub mod keys;
-pub mod renewal;
 pub mod repo;
 pub mod sealed;
+pub mod sign_in;
 pub mod store;
 pub mod sweeper;
 
+use actix_identity::Identity;
+use actix_session::storage::SessionKey;
 use actix_session::{Session, SessionExt};
-use actix_web::{FromRequest, HttpRequest, dev::Payload};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use anyhow::anyhow;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
 use std::future::{Ready, ready};
 
 use crate::error::AppError;
@@ -43,15 +48,16 @@ impl std::fmt::Debug for TokenSet {
     }
 }
 
-/// The only code that knows session key names.
-pub struct TypedSession(Session);
+/// The only code that knows session key names. Holds the request too: signing in goes through
+/// actix-identity, which finds the session in the request.
+pub struct TypedSession(Session, HttpRequest);
 
 impl FromRequest for TypedSession {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Ok(Self(req.get_session())))
+        ready(Ok(Self(req.get_session(), req.clone())))
     }
 }
 
@@ -84,64 +90,30 @@ impl TypedSession {
         self.get(keys::LOGIN_BINDING)
     }
 
-    /// Empties the session before a sign-in (before `Identity::login`): nothing of a previous
-    /// user of this browser (their `auth_time`, Logto `sid`, CSRF token, session id) carries
-    /// over. Only the login binding stays, so a sign-in still pending in another tab can finish.
-    pub fn reset_for_sign_in(&self) -> Result<(), AppError> {
+    /// Turns this browser's session into `user_id`'s signed-in session `session_id`, under a new
+    /// key: nothing of a previous user of this browser carries over (only the login binding, so
+    /// a sign-in still pending in another tab can finish). Returns the state to store with the
+    /// session's row.
+    pub(crate) fn renew_for(&self, user_id: Uuid, session_id: Uuid) -> Result<Value, AppError> {
         let binding = self.existing_login_binding();
         self.0.clear();
-        match binding {
-            Some(binding) => self.set(keys::LOGIN_BINDING, binding),
-            None => Ok(()),
+        if let Some(binding) = binding {
+            self.set(keys::LOGIN_BINDING, binding)?;
         }
+        // Identity::login renews the session key: the pre-login cookie stops working (fixation).
+        Identity::login(&self.1.extensions(), user_id.to_string()).map_err(session_error)?;
+        self.set(keys::SESSION_ID, session_id)?;
+        Ok(store::state_to_json(&self.0.entries()))
     }
 
-    /// Fills a freshly signed-in session (after `reset_for_sign_in` and `Identity::login`, which
-    /// renewed its key).
-    pub fn start(
-        &self,
-        tokens: &TokenSet,
-        auth_time: Option<u64>,
-        logto_sid: Option<&str>,
-        user_agent: Option<&str>,
-        client_ip: Option<&str>,
-    ) -> Result<(), AppError> {
-        // The store moves the tokens into their own columns and out of the state.
-        self.set(keys::TOKENS, tokens)?;
-        self.set(keys::SESSION_ID, Uuid::new_v4())?;
-        self.set(keys::CSRF_TOKEN, random_token())?;
-        if let Some(at) = auth_time {
-            self.set(keys::AUTH_TIME, at)?;
-        }
-        if let Some(sid) = logto_sid {
-            self.set(keys::LOGTO_SID, sid)?;
-        }
-        if let Some(ua) = user_agent {
-            self.set(keys::USER_AGENT, ua.chars().take(512).collect::<String>())?;
-        }
-        if let Some(ip) = client_ip {
-            self.set(keys::CLIENT_IP, ip)?;
-        }
-        Ok(())
-    }
-
-    /// The user profile the store loaded with this session, if any.
-    pub fn loaded_user<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
-        self.get(keys::LOADED_USER)
+    /// The renewed session was written under `key` (by the sign-in): actix-session uses it.
+    pub(crate) fn use_created_key(&self, key: &SessionKey) -> Result<(), AppError> {
+        self.set(keys::CREATED_KEY, key.as_ref())
     }
 
     /// The stable id of this signed-in session (`sessions.session_id`).
     pub fn session_id(&self) -> Option<Uuid> {
         self.get(keys::SESSION_ID)
-    }
-
-    /// When the user last authenticated at the provider (unix seconds), if known.
-    pub fn auth_time(&self) -> Option<u64> {
-        self.get(keys::AUTH_TIME)
-    }
-
-    pub fn csrf_token(&self) -> Option<String> {
-        self.get(keys::CSRF_TOKEN)
     }
 
     /// Ends the session: the row is deleted and the cookie cleared.

@@ -1,10 +1,215 @@
-//! SQL about signed-in sessions beyond the actix-session store: tokens, listing, revocation.
+//! All SQL about sessions: the rows behind actix-session's store, the record a sign-in
+//! writes, tokens, listing and ending sessions.
+
+use std::time::Duration;
 
 use serde::Serialize;
+use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::TokenSet;
 use super::sealed::{self, TokenCipher};
+
+/// How long sessions live; every expiry is computed by the `session_expiry` SQL function
+/// (migration `…11_…`) from these.
+#[derive(Clone, Copy, Debug)]
+pub struct Lifetimes {
+    /// A session without a signed-in user (a sign-in in progress).
+    pub pre_login: Duration,
+    pub idle: Duration,
+    pub max: Duration,
+}
+
+/// A session row as the store loads it. Times are unix seconds.
+#[derive(sqlx::FromRow)]
+pub struct StoreRow {
+    pub state: Value,
+    /// Last seen more than the touch interval ago: the expiry must be extended.
+    pub stale: bool,
+    pub created_at: f64,
+    pub expires_at: f64,
+    pub last_seen_at: f64,
+}
+
+/// Times of a row just written, unix seconds.
+#[derive(sqlx::FromRow)]
+pub struct RowTimes {
+    pub created_at: f64,
+    pub expires_at: f64,
+}
+
+/// The live session stored under `key_hash`, if any.
+pub async fn load(
+    pool: &PgPool,
+    key_hash: &[u8],
+    max_lifetime: Duration,
+    touch_interval: Duration,
+) -> Result<Option<StoreRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select state, last_seen_at < now() - $3 * interval '1 second' as stale,
+                extract(epoch from created_at)::float8 as created_at,
+                extract(epoch from expires_at)::float8 as expires_at,
+                extract(epoch from last_seen_at)::float8 as last_seen_at
+           from sessions
+          where key_hash = $1 and expires_at > now() and created_at > now() - $2 * interval '1 second'",
+    )
+    .bind(key_hash)
+    .bind(max_lifetime.as_secs_f64())
+    .bind(touch_interval.as_secs_f64())
+    .fetch_optional(pool)
+    .await
+}
+
+/// Pushes the expiry forward after activity. With `only_if_stale`, only when the session was
+/// last seen more than that long ago (concurrent requests all see it stale; one writes).
+pub async fn extend(
+    pool: &PgPool,
+    key_hash: &[u8],
+    lifetimes: Lifetimes,
+    only_if_stale: Option<Duration>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update sessions
+            set last_seen_at = now(),
+                expires_at = session_expiry(user_id is not null, created_at, $2, $3, $4)
+          where key_hash = $1 and expires_at > now()
+            and ($5::float8 is null or last_seen_at < now() - $5 * interval '1 second')",
+    )
+    .bind(key_hash)
+    .bind(lifetimes.pre_login.as_secs_f64())
+    .bind(lifetimes.idle.as_secs_f64())
+    .bind(lifetimes.max.as_secs_f64())
+    .bind(only_if_stale.map(|d| d.as_secs_f64()))
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// A new session without a signed-in user (it carries the login binding of a sign-in).
+pub async fn insert_pre_login(
+    pool: &PgPool,
+    key_hash: &[u8],
+    state: &Value,
+    lifetimes: Lifetimes,
+) -> Result<RowTimes, sqlx::Error> {
+    sqlx::query_as(
+        "insert into sessions (key_hash, state, expires_at)
+         values ($1, $2, session_expiry(false, now(), $3, $4, $5))
+         returning extract(epoch from created_at)::float8 as created_at,
+                   extract(epoch from expires_at)::float8 as expires_at",
+    )
+    .bind(key_hash)
+    .bind(state)
+    .bind(lifetimes.pre_login.as_secs_f64())
+    .bind(lifetimes.idle.as_secs_f64())
+    .bind(lifetimes.max.as_secs_f64())
+    .fetch_one(pool)
+    .await
+}
+
+/// Replaces a live session's state after a request changed it, and extends it. `false`: the
+/// row is gone or expired (ended while the request ran).
+pub async fn update_state(
+    pool: &PgPool,
+    key_hash: &[u8],
+    state: &Value,
+    lifetimes: Lifetimes,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "update sessions
+            set state = $2, last_seen_at = now(),
+                expires_at = session_expiry(user_id is not null, created_at, $3, $4, $5)
+          where key_hash = $1 and expires_at > now()",
+    )
+    .bind(key_hash)
+    .bind(state)
+    .bind(lifetimes.pre_login.as_secs_f64())
+    .bind(lifetimes.idle.as_secs_f64())
+    .bind(lifetimes.max.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+pub async fn delete_by_key(pool: &PgPool, key_hash: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from sessions where key_hash = $1").bind(key_hash).execute(pool).await.map(|_| ())
+}
+
+/// What a sign-in knows about the session it starts.
+pub struct NewSession<'a> {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    /// Logto's session id (`sid`), for back-channel logout.
+    pub logto_sid: Option<&'a str>,
+    /// When the user last authenticated at Logto (unix seconds), when the ID token said so.
+    pub auth_time: Option<u64>,
+    pub user_agent: Option<&'a str>,
+    pub client_ip: Option<std::net::IpAddr>,
+    pub csrf_token: &'a str,
+    pub tokens: &'a TokenSet,
+}
+
+/// Writes a signed-in session: its row under `key_hash` with actix-session's `state` and the
+/// record's columns (tokens sealed).
+#[tracing::instrument(name = "sessions.insert_signed_in", skip_all)]
+pub async fn insert_signed_in(
+    conn: &mut PgConnection,
+    cipher: &TokenCipher,
+    key_hash: &[u8],
+    state: &Value,
+    new: &NewSession<'_>,
+    lifetimes: Lifetimes,
+) -> Result<(), sqlx::Error> {
+    let t = new.tokens;
+    sqlx::query(
+        "insert into sessions (key_hash, state, session_id, user_id, logto_sid, auth_time, user_agent, client_ip,
+                               csrf_token, id_token, access_token, access_token_expires_at, refresh_token, expires_at)
+         values ($1, $2, $3, $4, $5, to_timestamp($6::float8), $7, $8::inet, $9, $10, $11, to_timestamp($12::float8), $13,
+                 session_expiry(true, now(), $14, $15, $16))",
+    )
+    .bind(key_hash)
+    .bind(state)
+    .bind(new.session_id)
+    .bind(new.user_id)
+    .bind(new.logto_sid)
+    .bind(new.auth_time.map(|t| t as f64))
+    .bind(new.user_agent.map(|ua| ua.chars().take(512).collect::<String>()))
+    .bind(new.client_ip.map(|ip| ip.to_string()))
+    .bind(new.csrf_token)
+    .bind(cipher.seal(sealed::ID_TOKEN, &t.id_token))
+    .bind(cipher.seal(sealed::ACCESS_TOKEN, &t.access_token))
+    .bind(t.access_token_expires_at as f64)
+    .bind(t.refresh_token.as_deref().map(|r| cipher.seal(sealed::REFRESH_TOKEN, r)))
+    .bind(lifetimes.pre_login.as_secs_f64())
+    .bind(lifetimes.idle.as_secs_f64())
+    .bind(lifetimes.max.as_secs_f64())
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// What a request may need to know about its signed-in session beyond who the user is.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRecord {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    /// Unix seconds.
+    pub auth_time: Option<i64>,
+    pub csrf_token: Option<String>,
+}
+
+/// The record of a live signed-in session.
+#[tracing::instrument(name = "sessions.record", skip_all)]
+pub async fn record(pool: &PgPool, session_id: Uuid) -> Result<Option<SessionRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "select session_id, user_id, extract(epoch from auth_time)::bigint as auth_time, csrf_token
+           from sessions where session_id = $1 and user_id is not null and expires_at > now()",
+    )
+    .bind(session_id)
+    .fetch_optional(pool)
+    .await
+}
 
 /// The tokens of one session (opened: plain tokens).
 #[derive(sqlx::FromRow)]
@@ -240,24 +445,18 @@ pub async fn store_access_token(
     .map(|_| ())
 }
 
-/// A session that was just deleted: its row key (to drop cached copies) and refresh token (to
-/// revoke at the provider).
+/// A session that was just deleted: whose it was, its row key (to drop cached copies) and
+/// refresh token (sealed; to revoke at the provider).
 #[derive(Debug, sqlx::FromRow)]
 pub struct Ended {
+    pub user_id: Option<Uuid>,
     pub key_hash: Vec<u8>,
     pub refresh_token: Option<String>,
 }
 
-impl Ended {
-    /// The (opened) refresh tokens of `ended`, for revocation.
-    pub fn refresh_tokens(ended: &[Ended], cipher: &TokenCipher) -> Vec<String> {
-        ended.iter().filter_map(|e| cipher.open_opt(sealed::REFRESH_TOKEN, e.refresh_token.as_deref())).collect()
-    }
-}
-
-/// Deletes one session (e.g. its refresh was refused).
-pub async fn delete(conn: &mut PgConnection, session_id: Uuid) -> Result<Vec<Ended>, sqlx::Error> {
-    sqlx::query_as("delete from sessions where session_id = $1 returning key_hash, refresh_token")
+/// Deletes one session by its id.
+pub async fn delete_session(conn: &mut PgConnection, session_id: Uuid) -> Result<Vec<Ended>, sqlx::Error> {
+    sqlx::query_as("delete from sessions where session_id = $1 returning user_id, key_hash, refresh_token")
         .bind(session_id)
         .fetch_all(conn)
         .await
@@ -293,7 +492,7 @@ pub async fn list_for_user(pool: &PgPool, user_id: Uuid) -> Result<Vec<SessionIn
 /// Deletes sessions of `user_id`: one (`only`), all but one (`except`), or all.
 #[tracing::instrument(name = "sessions.delete_for_user", skip_all)]
 pub async fn delete_for_user(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     user_id: Uuid,
     only: Option<Uuid>,
     except: Option<Uuid>,
@@ -303,12 +502,12 @@ pub async fn delete_for_user(
           where user_id = $1
             and ($2::uuid is null or session_id = $2)
             and ($3::uuid is null or session_id is distinct from $3)
-      returning key_hash, refresh_token",
+      returning user_id, key_hash, refresh_token",
     )
     .bind(user_id)
     .bind(only)
     .bind(except)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
 }
 
@@ -316,14 +515,14 @@ pub async fn delete_for_user(
 /// sessions it names, in one transaction. `None` means the `jti` was seen before.
 #[tracing::instrument(name = "sessions.backchannel_logout", skip_all)]
 pub async fn backchannel_logout(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     jti_hash: &[u8],
     jti_expires_at: i64,
     issuer: &str,
     subject: Option<&str>,
     sid: Option<&str>,
 ) -> Result<Option<Vec<Ended>>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = sqlx::Connection::begin(conn).await?;
     let fresh = sqlx::query(
         "insert into logout_token_jtis (jti_hash, expires_at) values ($1, to_timestamp($2::float8))
          on conflict (jti_hash) do nothing",
@@ -345,7 +544,7 @@ pub async fn backchannel_logout(
                  and ($2::text is null or s.user_id in (select user_id from users where issuer = $1 and subject = $2)))
              or ($3::text is null
                  and s.user_id in (select user_id from users where issuer = $1 and subject = $2))
-      returning s.key_hash, s.refresh_token",
+      returning s.user_id, s.key_hash, s.refresh_token",
     )
     .bind(issuer)
     .bind(subject)

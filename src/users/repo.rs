@@ -1,31 +1,44 @@
 //! All SQL about users.
 
-use sqlx::PgPool;
+use std::sync::Arc;
+
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{Profile, User};
+use crate::session::cache::Caches;
 
 /// Creates or updates the user identified by (issuer, subject) and records a sign-in (the
-/// `users_sign_in` function, which a returning user's session insert also calls).
-/// Users are never matched by email.
-#[tracing::instrument(name = "users.upsert", skip_all)]
-pub async fn upsert_on_sign_in(pool: &PgPool, issuer: &str, subject: &str, p: &Profile) -> Result<Uuid, sqlx::Error> {
+/// `users_sign_in` SQL function: profile, counters, sign-in event). Users are never matched by
+/// email.
+#[tracing::instrument(name = "users.sign_in", skip_all)]
+pub async fn sign_in(conn: &mut PgConnection, issuer: &str, subject: &str, p: &Profile) -> Result<Uuid, sqlx::Error> {
     sqlx::query_scalar("select users_sign_in($1, $2, $3)")
         .bind(issuer)
         .bind(subject)
         .bind(sqlx::types::Json(p))
-        .fetch_one(pool)
+        .fetch_one(conn)
         .await
 }
 
-/// The id of the user known by (issuer, subject), if any (a read; nothing is written).
-#[tracing::instrument(name = "users.find_id", skip_all)]
-pub async fn find_id(pool: &PgPool, issuer: &str, subject: &str) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("select user_id from users where issuer = $1 and subject = $2")
-        .bind(issuer)
-        .bind(subject)
-        .fetch_optional(pool)
-        .await
+/// The user, from the cache when it holds them (a miss is loaded and cached).
+pub async fn get_cached(
+    pool: &PgPool,
+    caches: Option<&Caches>,
+    user_id: Uuid,
+) -> Result<Option<Arc<User>>, sqlx::Error> {
+    if let Some(user) = caches.and_then(|c| c.user(user_id)) {
+        return Ok(Some(user));
+    }
+    let stamp = caches.map(Caches::stamp);
+    let Some(user) = get(pool, user_id).await? else {
+        return Ok(None);
+    };
+    let user = Arc::new(user);
+    if let (Some(caches), Some(stamp)) = (caches, stamp) {
+        caches.put_user(user.clone(), stamp);
+    }
+    Ok(Some(user))
 }
 
 #[tracing::instrument(name = "users.get", skip_all)]

@@ -1,0 +1,44 @@
+//! What the domain code (sign-in, sessions, refresh, admin) works with: the database, the
+//! provider client, the caches and the settings. Built once at start; the web layer holds it
+//! in its state and hands it to the services it calls; background tasks hold it too.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::admin::CountsCache;
+use crate::admin::search::CommonTrigrams;
+use crate::auth::discovery::Provider;
+use crate::auth::jwks::JwksCache;
+use crate::auth::refresh::RefreshTurns;
+use crate::config::Settings;
+use crate::session::cache::Caches;
+use crate::session::repo::Lifetimes;
+use crate::session::sealed::TokenCipher;
+
+pub struct Services {
+    pub settings: Arc<Settings>,
+    pub pool: PgPool,
+    pub provider: Arc<Provider>,
+    pub jwks: JwksCache,
+    /// Sessions and users in memory (kept fresh by LISTEN), unless `SESSION_CACHE=false`.
+    pub caches: Option<Arc<Caches>>,
+    /// Seals tokens at rest (key derived from SESSION_SECRET).
+    pub token_cipher: TokenCipher,
+    /// One refresh per session at a time in this instance.
+    pub refresh_turns: RefreshTurns,
+    pub admin_counts: CountsCache,
+    pub search_trigrams: Arc<CommonTrigrams>,
+    pub lifetimes: Lifetimes,
+}
+
+impl Services {
+    /// Drops this instance's cached copy of a user whose profile or roles just changed (other
+    /// instances hear of it through NOTIFY).
+    pub fn forget_user(&self, user_id: Uuid) {
+        if let Some(caches) = &self.caches {
+            caches.evict_user(user_id);
+        }
+    }
+}
