@@ -2,16 +2,19 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cache;
+pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod error;
-pub mod routes;
-pub mod services;
+pub mod lifecycle;
 pub mod session;
 pub mod startup;
 pub mod telemetry;
 pub mod templates;
 pub mod users;
+pub mod web;
 
 /// jsonwebtoken 11 needs a process-wide crypto provider: aws-lc-rs, named here although it is
 /// the only one built in. A second call (tests start many apps) changes nothing.

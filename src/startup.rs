@@ -1,60 +1,26 @@
-//! Building and running the HTTP server.
+//! Starting the application: the database pool, the provider client, the caches, the domain's
+//! background tasks, then the web server (`web::server`).
 
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_identity::IdentityMiddleware;
-use actix_session::SessionMiddleware;
-use actix_session::config::{CookieContentSecurity, PersistentSession, TtlExtensionPolicy};
-use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
-use actix_web::middleware::{ErrorHandlers, from_fn};
-use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use tera::Tera;
-use tracing_actix_web::TracingLogger;
 
 use crate::auth::discovery::Provider;
 use crate::auth::http::ProviderHttp;
 use crate::auth::jwks::JwksCache;
+use crate::cache::Caches;
 use crate::config::Settings;
-use crate::routes;
-use crate::services::Services;
-use crate::session::cache::Caches;
+use crate::lifecycle::Services;
 use crate::session::store::PgSessionStore;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
-pub const SESSION_COOKIE: &str = "logto_signin_session";
-/// Under https the cookie carries the `__Host-` prefix: the browser then only accepts it as
-/// `Secure`, host-only and `Path=/`, so a sibling subdomain cannot plant or overwrite it.
-pub const SECURE_SESSION_COOKIE: &str = "__Host-logto_signin_session";
-
-pub fn session_cookie_name(settings: &Settings) -> &'static str {
-    if settings.uses_https() { SECURE_SESSION_COOKIE } else { SESSION_COOKIE }
-}
-
-/// Shared by every handler through `web::Data`: the domain's services and what only the web
-/// layer uses.
-pub struct AppState {
-    pub services: Arc<Services>,
-    pub tera: Tera,
-    pub headers: routes::headers::SecurityHeaders,
-    pub rate_limits: routes::rate_limit::RateLimits,
-    /// Verified back-channel logouts waiting for Postgres.
-    pub logout_retries: routes::backchannel::RetryQueue,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Services;
-
-    fn deref(&self) -> &Services {
-        &self.services
-    }
-}
+pub use crate::web::cookies::{SECURE_SESSION_COOKIE, SESSION_COOKIE, session_cookie_name};
 
 pub struct Application {
     port: u16,
@@ -90,15 +56,6 @@ pub fn connect_pool(settings: &Settings) -> anyhow::Result<PgPool> {
             })
         })
         .connect_lazy_with(options))
-}
-
-/// Keeps the rate limiters' memory to recently seen clients.
-async fn forget_idle_rate_limit_clients(state: web::Data<AppState>) {
-    let mut every_minute = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        every_minute.tick().await;
-        state.rate_limits.forget_idle_clients();
-    }
 }
 
 /// Fetches Logto's JWKS every half `JWKS_MAX_AGE`, so sign-ins rarely wait for a fetch and a
@@ -161,56 +118,9 @@ impl Application {
             search_trigrams: Arc::default(),
             lifetimes: store.lifetimes(),
         });
-        let state = web::Data::new(AppState {
-            services: services.clone(),
-            tera: crate::templates::load()?,
-            headers: routes::headers::SecurityHeaders::new(&settings),
-            rate_limits: routes::rate_limit::RateLimits::new(&settings),
-            logout_retries: Default::default(),
-        });
-        tokio::spawn(forget_idle_rate_limit_clients(state.clone()));
         tokio::spawn(keep_jwks_fresh(services.clone()));
-        tokio::spawn(crate::auth::revalidation::run(services.clone()));
-        tokio::spawn(routes::backchannel::retry_failed_logouts(state.clone()));
-        let key = Key::derive_from(settings.session_secret_bytes());
-        let max_lifetime = actix_web::cookie::time::Duration::seconds(
-            i64::try_from(settings.session_max_lifetime.as_secs()).unwrap_or(i64::MAX),
-        );
-        let secure = settings.uses_https();
-        let cookie_name = session_cookie_name(&settings);
-
-        let server = HttpServer::new(move || {
-            let session = SessionMiddleware::builder(store.clone(), key.clone())
-                .cookie_name(cookie_name.to_owned())
-                .cookie_http_only(true)
-                .cookie_same_site(SameSite::Lax)
-                .cookie_path("/".to_owned())
-                .cookie_secure(secure)
-                .cookie_content_security(CookieContentSecurity::Private)
-                // The cookie lives as long as the absolute lifetime; the idle timeout is
-                // enforced by the store, server-side.
-                .session_lifecycle(
-                    PersistentSession::default()
-                        .session_ttl(max_lifetime)
-                        .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
-                )
-                .build();
-            App::new()
-                .app_data(state.clone())
-                .app_data(routes::errors::form_config())
-                .app_data(routes::errors::query_config())
-                .wrap(ErrorHandlers::new().default_handler(routes::errors::render_error_handler))
-                .wrap(IdentityMiddleware::default())
-                .wrap(session)
-                .wrap(from_fn(routes::headers::apply))
-                .wrap(from_fn(routes::errors::session_store_failure))
-                .wrap(from_fn(routes::headers::server_timing))
-                .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
-                .configure(routes::configure)
-        })
-        .listen(listener)?
-        .shutdown_timeout(10)
-        .run();
+        tokio::spawn(crate::lifecycle::revalidation::run(services.clone()));
+        let server = crate::web::server::serve(listener, services, store)?;
         Ok(Self { port, server })
     }
 

@@ -1,71 +1,27 @@
-//! The admin area: who may enter, and the cached headline counts.
+//! The admin area: who is an admin, when an action needs a step-up, the cached headline
+//! counts, and the admin queries.
 
 pub mod cursor;
 pub mod repo;
 pub mod search;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-
 use crate::auth::jwt::LEEWAY_SECS;
-use crate::auth::{CurrentUser, SignedInSession};
 use crate::config::Settings;
 use crate::error::AppError;
-use crate::services::Services;
+use crate::lifecycle::Services;
 use crate::session::repo::SessionRecord;
-use crate::startup::AppState;
 use crate::users::User;
 
 /// Counts older than this are recomputed (in the background; the page shows the time).
 pub const COUNTS_MAX_AGE: Duration = Duration::from_secs(10);
 
-/// A signed-in admin: the `roles` of their validated claims (from the sign-in, and checked
-/// against Logto again when older than `SESSION_REVALIDATE_AFTER`) contain `ADMIN_ROLE`, or
-/// their `sub` is in `ADMIN_SUBJECTS`. Checked on the server for every admin page, action and
-/// API call.
-pub struct AdminUser(pub std::sync::Arc<User>);
-
 pub fn is_admin(user: &User, settings: &Settings) -> bool {
     let by_role = user.roles.contains(&settings.admin_role);
     let by_subject = user.issuer == settings.issuer() && settings.admin_subjects.contains(&user.subject);
     by_role || by_subject
-}
-
-impl FromRequest for AdminUser {
-    type Error = AppError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let user = CurrentUser::from_request(req, payload);
-        let signed_in = SignedInSession::from_request(req, payload).into_inner();
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            let CurrentUser(mut user) = user.await?;
-            let state = state.ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("BUG: no AppState")))?;
-            let session_id = signed_in?.session_id;
-            // Roles can change at Logto at any time: an admin request uses roles checked
-            // against Logto within SESSION_REVALIDATE_AFTER.
-            let bound = state.settings.session_revalidate_after.as_secs_f64();
-            let ago = crate::session::repo::revalidated_ago(&state.pool, session_id).await?;
-            if ago.is_none_or(|ago| ago >= bound) {
-                crate::auth::refresh::revalidate(&state.services, session_id).await?;
-                user = crate::users::repo::get(&state.pool, user.user_id)
-                    .await?
-                    .map(std::sync::Arc::new)
-                    .ok_or(AppError::NotAuthenticated)?;
-            }
-            if is_admin(&user, &state.settings) {
-                Ok(AdminUser(user))
-            } else {
-                tracing::warn!(user_id = %user.user_id, "admin access denied");
-                Err(AppError::Forbidden)
-            }
-        })
-    }
 }
 
 /// Admin actions (they end other people's sessions) need a sign-in no older than

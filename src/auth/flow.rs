@@ -3,7 +3,7 @@
 //! `authorization_url` starts a sign-in; `finish_sign_in` exchanges the code, validates the ID
 //! token and fetches userinfo; `revoke_refresh_token` and `end_session_url` sign out.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::anyhow;
 use oauth2::basic::{
@@ -143,9 +143,7 @@ pub fn authorization_url(
     })
 }
 
-pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
+pub use crate::clock::unix_now;
 
 /// Exchanges the code, validates the ID token and reads userinfo. Nothing is used before the ID
 /// token (with its nonce) has passed validation.

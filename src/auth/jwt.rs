@@ -116,10 +116,7 @@ fn reject_unsigned(token: &str) -> Result<(), TokenError> {
     Ok(())
 }
 
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
-}
+pub use crate::crypto::constant_time_eq;
 
 /// `aud` as a string or an array.
 #[derive(Debug, Clone, Default, serde::Deserialize)]

@@ -1,11 +1,8 @@
 //! Server-side sessions: the Postgres store and a typed view over a request's session.
 
-pub mod cache;
-pub mod end;
 pub mod keys;
 pub mod repo;
 pub mod sealed;
-pub mod sign_in;
 pub mod store;
 pub mod sweeper;
 
@@ -15,8 +12,6 @@ use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use anyhow::anyhow;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use std::future::{Ready, ready};
 
@@ -24,11 +19,7 @@ use crate::error::AppError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// 256 random bits, base64url: login bindings and CSRF tokens.
-pub fn random_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    URL_SAFE_NO_PAD.encode(bytes)
-}
+pub use crate::crypto::{random_secret, random_token};
 
 /// Tokens of a signed-in session. Server-side only: never in a cookie, page or log.
 #[derive(Clone, Serialize, Deserialize)]
@@ -120,10 +111,4 @@ impl TypedSession {
     pub fn purge(&self) {
         self.0.purge();
     }
-}
-
-/// A fresh `SESSION_SECRET`: 64 random bytes, base64 (88 characters).
-pub fn random_secret() -> String {
-    let bytes: [u8; 64] = std::array::from_fn(|_| rand::random());
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

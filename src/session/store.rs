@@ -8,7 +8,7 @@
 //! only [`PRE_LOGIN_TTL`].
 //!
 //! The store creates only pre-login rows. A signed-in session's row is written by the sign-in
-//! itself (`session::sign_in::complete`, with the user, in one transaction) under a key it
+//! itself (`lifecycle::sign_in::complete`, with the user, in one transaction) under a key it
 //! made; the state then carries that key under [`keys::CREATED_KEY`], and `save` hands it to
 //! actix-session instead of inserting anything.
 
@@ -23,9 +23,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-use super::cache::{CachedSession, Caches};
 use super::keys;
 use super::repo::{self, Lifetimes};
+use crate::cache::{CachedSession, Caches};
 
 /// How long a session without a signed-in user (a pending sign-in) lives.
 pub const PRE_LOGIN_TTL: Duration = Duration::from_secs(600);

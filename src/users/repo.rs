@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{Profile, User};
-use crate::session::cache::Caches;
+use crate::cache::Caches;
 
 /// Creates or updates the user identified by (issuer, subject) and records a sign-in (the
 /// `users_sign_in` SQL function: profile, counters, sign-in event). Users are never matched by

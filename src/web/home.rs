@@ -3,10 +3,10 @@
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use crate::auth::{CurrentSession, CurrentUser};
 use crate::error::Result;
-use crate::startup::AppState;
 use crate::users::{User, display_name, safe_image_url};
+use crate::web::extract::{CurrentSession, CurrentUser};
+use crate::web::state::AppState;
 
 /// What the page shows of a user; image URLs are `https:` only.
 #[derive(Serialize)]
@@ -55,6 +55,5 @@ pub async fn home(
         is_admin: user.as_ref().is_some_and(|u| crate::admin::is_admin(&u.0, &state.settings)),
         csrf_token: session.and_then(|s| s.0.csrf_token),
     };
-    let html = crate::templates::render(&state.tera, "home.html", &page)?;
-    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
+    super::page(&state, "home.html", &page)
 }

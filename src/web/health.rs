@@ -3,8 +3,8 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::routes::errors::Rendered;
-use crate::startup::AppState;
+use crate::web::errors::Rendered;
+use crate::web::state::AppState;
 
 /// The process is up (no dependency is checked).
 pub async fn healthz() -> HttpResponse {

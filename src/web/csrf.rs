@@ -7,7 +7,7 @@ use actix_web::http::header;
 use crate::auth::jwt::constant_time_eq;
 use crate::error::{AppError, Result};
 use crate::session::repo::SessionRecord;
-use crate::startup::AppState;
+use crate::web::state::AppState;
 
 /// Accepts the request only if `submitted` is this session's token and any `Origin` is ours.
 pub fn verify(req: &HttpRequest, state: &AppState, session: &SessionRecord, submitted: &str) -> Result<()> {

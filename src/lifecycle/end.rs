@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::repo::{self, Ended};
-use crate::services::Services;
+use crate::lifecycle::Services;
+use crate::session::repo::{self, Ended};
 
 /// Which sessions to end.
 #[derive(Debug, Clone, Copy)]
@@ -85,7 +85,7 @@ fn forget_and_revoke(services: &Arc<Services>, ended: &[Ended]) {
     let cipher = &services.token_cipher;
     let tokens: Vec<String> = ended
         .iter()
-        .filter_map(|e| cipher.open_opt(super::sealed::REFRESH_TOKEN, e.refresh_token.as_deref()))
+        .filter_map(|e| cipher.open_opt(crate::session::sealed::REFRESH_TOKEN, e.refresh_token.as_deref()))
         .collect();
     if tokens.is_empty() {
         return;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::refresh;
 use crate::error::AppError;
-use crate::services::Services;
+use crate::lifecycle::Services;
 use crate::session::repo as sessions;
 
 /// Sessions checked per tick, and at most this many calls to Logto at once.

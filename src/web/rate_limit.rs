@@ -19,7 +19,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::config::Settings;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::web::state::AppState;
 
 /// The limiters of one app instance.
 pub struct RateLimits {

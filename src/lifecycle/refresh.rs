@@ -16,12 +16,12 @@ use anyhow::anyhow;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::flow::{self, RefreshError, unix_now};
-use super::id_token::{self, Expectations, IdTokenClaims};
-use super::jwt::TokenError;
+use crate::auth::flow::{self, RefreshError, unix_now};
+use crate::auth::id_token::{self, Expectations, IdTokenClaims};
+use crate::auth::jwt::TokenError;
 use crate::error::AppError;
-use crate::services::Services;
-use crate::session::end::{Which, end};
+use crate::lifecycle::Services;
+use crate::lifecycle::end::{Which, end};
 use crate::session::repo::{self as sessions, Claim, RefreshResult, StoredTokens};
 use crate::users::{Profile, repo as users};
 
@@ -134,7 +134,7 @@ pub async fn revalidate(state: &Arc<Services>, session_id: Uuid) -> Result<(), A
     loop {
         let stored =
             sessions::tokens(&state.pool, &state.token_cipher, session_id).await?.ok_or(AppError::NotAuthenticated)?;
-        if crate::session::cache::unix_now() - stored.revalidated_at < bound {
+        if crate::clock::unix_now_f64() - stored.revalidated_at < bound {
             return Ok(());
         }
         let lease = Uuid::new_v4();

@@ -1,23 +1,22 @@
 //! The admin pages and their JSON twin. Every handler takes `AdminUser`: the check runs on the
 //! server for each page, action and API call.
 
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::admin::cursor::Cursor;
 use crate::admin::repo::{self, PAGE_SIZE, UserRow};
 use crate::admin::search::SearchTerm;
-use crate::admin::{AdminUser, repo::Counts, require_recent_sign_in, signed_in_recently};
-use crate::auth::CurrentSession;
+use crate::admin::{repo::Counts, require_recent_sign_in, signed_in_recently};
 use crate::error::{AppError, Result};
-use crate::routes::account::format_time;
-use crate::routes::csrf;
-use crate::session::end::{Outcome, Which, end};
+use crate::lifecycle::end::{Outcome, Which, end};
 use crate::session::repo as sessions;
-use crate::startup::AppState;
 use crate::users::{display_name, safe_image_url};
+use crate::web::account::format_time;
+use crate::web::extract::CurrentSession;
+use crate::web::extract::{AdminUser, CsrfForm, CsrfOnly};
+use crate::web::state::AppState;
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -145,8 +144,7 @@ pub async fn users_page(
         users: listing.rows.into_iter().map(item).collect(),
     };
     tracing::debug!(admin = %admin.0.user_id, "admin users page");
-    let html = crate::templates::render(&state.tera, "admin/users.html", &page)?;
-    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
+    super::page(&state, "admin/users.html", &page)
 }
 
 #[derive(Serialize)]
@@ -244,24 +242,15 @@ pub async fn user_page(
         step_up_needed: !signed_in_recently(&session, &state.settings),
         csrf_token: session.csrf_token.unwrap_or_default(),
     };
-    let html = crate::templates::render(&state.tera, "admin/user.html", &page)?;
-    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
-}
-
-#[derive(Deserialize)]
-pub struct ActionForm {
-    csrf_token: String,
+    super::page(&state, "admin/user.html", &page)
 }
 
 pub async fn revoke_session(
-    req: HttpRequest,
     state: web::Data<AppState>,
     admin: AdminUser,
-    CurrentSession(session): CurrentSession,
     path: web::Path<Uuid>,
-    form: web::Form<ActionForm>,
+    CsrfForm { session, .. }: CsrfForm<CsrfOnly>,
 ) -> Result<HttpResponse> {
-    csrf::verify(&req, &state, &session, &form.csrf_token)?;
     require_recent_sign_in(&session, &state.settings, "/admin")?;
     let session_id = path.into_inner();
     let Outcome::Ended(ended) = end(&state.services, Which::Session(session_id)).await? else {
@@ -275,14 +264,11 @@ pub async fn revoke_session(
 }
 
 pub async fn sign_out_everywhere(
-    req: HttpRequest,
     state: web::Data<AppState>,
     admin: AdminUser,
-    CurrentSession(session): CurrentSession,
     path: web::Path<Uuid>,
-    form: web::Form<ActionForm>,
+    CsrfForm { session, .. }: CsrfForm<CsrfOnly>,
 ) -> Result<HttpResponse> {
-    csrf::verify(&req, &state, &session, &form.csrf_token)?;
     let user_id = path.into_inner();
     require_recent_sign_in(&session, &state.settings, &format!("/admin/users/{user_id}"))?;
     let ended = end(&state.services, Which::AllOfUser(user_id)).await?;
@@ -292,5 +278,5 @@ pub async fn sign_out_everywhere(
 
 fn back_to(user_id: Option<Uuid>) -> HttpResponse {
     let location = user_id.map_or_else(|| "/admin".to_owned(), |id| format!("/admin/users/{id}"));
-    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+    super::see_other(&location)
 }

@@ -1,16 +1,14 @@
 //! The signed-in user's own sessions: see them, sign out others.
 
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
-use serde::{Deserialize, Serialize};
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
 use uuid::Uuid;
 
-use crate::auth::{CurrentSession, CurrentUser};
 use crate::error::{AppError, Result};
-use crate::routes::csrf;
-use crate::session::end::{Which, end};
+use crate::lifecycle::end::{Which, end};
 use crate::session::repo::{self as sessions, SessionInfo};
-use crate::startup::AppState;
+use crate::web::extract::{CsrfForm, CsrfOnly, CurrentSession, CurrentUser};
+use crate::web::state::AppState;
 
 #[derive(Serialize)]
 struct SessionRow {
@@ -59,24 +57,15 @@ pub async fn sessions_page(
         sessions: rows,
         csrf_token: me.csrf_token.unwrap_or_default(),
     };
-    let html = crate::templates::render(&state.tera, "account_sessions.html", &page)?;
-    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf_token: String,
+    super::page(&state, "account_sessions.html", &page)
 }
 
 /// Signs out one of the user's other sessions.
 pub async fn sign_out_session(
-    req: HttpRequest,
     state: web::Data<AppState>,
-    CurrentSession(me): CurrentSession,
     path: web::Path<Uuid>,
-    form: web::Form<CsrfForm>,
+    CsrfForm { session: me, .. }: CsrfForm<CsrfOnly>,
 ) -> Result<HttpResponse> {
-    csrf::verify(&req, &state, &me, &form.csrf_token)?;
     let target = path.into_inner();
     if target == me.session_id {
         return Err(AppError::BadRequest("Use Sign out to end this session.".into()));
@@ -91,17 +80,14 @@ pub async fn sign_out_session(
 
 /// Signs out every session of the user but this one.
 pub async fn sign_out_others(
-    req: HttpRequest,
     state: web::Data<AppState>,
-    CurrentSession(me): CurrentSession,
-    form: web::Form<CsrfForm>,
+    CsrfForm { session: me, .. }: CsrfForm<CsrfOnly>,
 ) -> Result<HttpResponse> {
-    csrf::verify(&req, &state, &me, &form.csrf_token)?;
     let ended = end(&state.services, Which::AllOfUserBut { user_id: me.user_id, keep: me.session_id }).await?;
     tracing::info!(user_id = %me.user_id, count = ended.count(), "user signed out their other sessions");
     Ok(back())
 }
 
 fn back() -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, "/account/sessions")).finish()
+    super::see_other("/account/sessions")
 }

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 use sqlx::PgPool;
@@ -96,9 +96,7 @@ pub struct Caches {
     live: AtomicBool,
 }
 
-pub fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
+use crate::clock::unix_now_f64 as unix_now;
 
 impl Caches {
     /// Caches of at most `entries` sessions and `entries` users.

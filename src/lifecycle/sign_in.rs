@@ -7,10 +7,11 @@ use std::net::IpAddr;
 use actix_session::storage::generate_session_key;
 use uuid::Uuid;
 
-use super::repo::{self, NewSession};
-use super::{TokenSet, TypedSession, random_token, store};
+use crate::crypto::random_token;
 use crate::error::AppError;
-use crate::services::Services;
+use crate::lifecycle::Services;
+use crate::session::repo::{self, NewSession};
+use crate::session::{TokenSet, TypedSession, store};
 use crate::users::{self, Profile};
 
 /// What the callback verified, and where the browser is.

@@ -8,7 +8,7 @@ use actix_web::web;
 
 use crate::auth::http::ProviderWait;
 use crate::config::Settings;
-use crate::startup::AppState;
+use crate::web::state::AppState;
 
 pub struct SecurityHeaders {
     csp: HeaderValue,

@@ -3,8 +3,8 @@
 use actix_web::HttpResponse;
 use serde::Serialize;
 
-use crate::auth::CurrentUser;
 use crate::error::Result;
+use crate::web::extract::CurrentUser;
 
 #[derive(Serialize)]
 struct Me<'a> {
@@ -42,13 +42,13 @@ pub struct AccessTokenQuery {
 /// session's own or one for a Logto API resource / organization. Same-origin callers only.
 pub async fn access_token(
     req: actix_web::HttpRequest,
-    state: actix_web::web::Data<crate::startup::AppState>,
-    me: crate::auth::SignedInSession,
+    state: actix_web::web::Data<crate::web::state::AppState>,
+    me: crate::web::extract::SignedInSession,
     query: actix_web::web::Query<AccessTokenQuery>,
 ) -> Result<HttpResponse> {
-    use crate::auth::refresh::{self, Target};
     use crate::error::AppError;
-    if !crate::routes::csrf::same_origin(&req, &state) {
+    use crate::lifecycle::refresh::{self, Target};
+    if !crate::web::csrf::same_origin(&req, &state) {
         return Err(AppError::Forbidden);
     }
     state.rate_limits.check_access_token(me.session_id)?;

@@ -6,16 +6,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::CurrentSession;
 use crate::auth::discovery::ProviderMetadata;
 use crate::auth::{callback, flow, pending, return_to};
 use crate::error::{AppError, Result};
-use crate::routes::csrf;
-use crate::routes::rate_limit::{SignInLimit, client_ip};
-use crate::session::sign_in::SignIn;
-use crate::session::{self, TypedSession, repo as session_repo};
-use crate::startup::AppState;
+use crate::lifecycle::sign_in::SignIn;
+use crate::session::{TypedSession, repo as session_repo};
 use crate::users::Profile;
+use crate::web::extract::CurrentSession;
+use crate::web::rate_limit::{SignInLimit, client_ip};
+use crate::web::state::AppState;
+use crate::web::{csrf, see_other};
 
 /// Logto's `direct_sign_in` target for the Hugging Face connector.
 const HUGGING_FACE: &str = "social:huggingface";
@@ -23,10 +23,6 @@ const HUGGING_FACE: &str = "social:huggingface";
 #[derive(Deserialize)]
 pub struct SignInQuery {
     return_to: Option<String>,
-}
-
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
 }
 
 fn metadata(state: &AppState) -> Result<std::sync::Arc<ProviderMetadata>> {
@@ -145,7 +141,7 @@ pub async fn callback(
         user_agent,
         client_ip: client_ip(&req, state.settings.trusted_proxy_hops),
     };
-    let user_id = session::sign_in::complete(&state.services, &session, sign_in).await?;
+    let user_id = crate::lifecycle::sign_in::complete(&state.services, &session, sign_in).await?;
     tracing::info!(%user_id, has_sid = verified.claims.sid.is_some(), "signed in");
     let mut response = see_other(&pending.return_to);
     response.extensions_mut().insert(provider_wait);
@@ -191,8 +187,7 @@ pub async fn sign_out_page(state: web::Data<AppState>, session: Option<CurrentSe
     let Some(csrf_token) = session.and_then(|s| s.0.csrf_token) else {
         return Ok(see_other("/"));
     };
-    let html = crate::templates::render(&state.tera, "sign_out.html", &SignOutPage { csrf_token })?;
-    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
+    super::page(&state, "sign_out.html", &SignOutPage { csrf_token })
 }
 
 #[derive(Deserialize)]

@@ -16,10 +16,10 @@ use sha2::{Digest, Sha256};
 use crate::auth::flow::{self, unix_now};
 use crate::auth::jwt::LEEWAY_SECS;
 use crate::auth::logout_token;
-use crate::routes::errors::Rendered;
-use crate::routes::rate_limit::backchannel_failure;
-use crate::session::end::{Outcome, Which, end};
-use crate::startup::AppState;
+use crate::lifecycle::end::{Outcome, Which, end};
+use crate::web::errors::Rendered;
+use crate::web::rate_limit::backchannel_failure;
+use crate::web::state::AppState;
 
 /// The largest request body accepted (a logout token is about 1 KiB).
 pub const MAX_BODY: usize = 64 * 1024;

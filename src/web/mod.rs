@@ -5,14 +5,33 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod backchannel;
+pub mod cookies;
 pub mod csrf;
 pub mod errors;
+pub mod extract;
 pub mod headers;
 pub mod health;
 pub mod home;
 pub mod rate_limit;
+pub mod server;
+pub mod state;
 
+use actix_web::http::header;
 use actix_web::{HttpResponse, web};
+
+use crate::error::Result;
+use state::AppState;
+
+/// A redirect that the browser follows with a GET.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+}
+
+/// The HTML page `template` rendered with `context` (autoescaped).
+pub fn page(state: &AppState, template: &str, context: &impl serde::Serialize) -> Result<HttpResponse> {
+    let html = crate::templates::render(&state.tera, template, context)?;
+    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home::home))

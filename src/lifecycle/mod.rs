@@ -1,6 +1,14 @@
-//! What the domain code (sign-in, sessions, refresh, admin) works with: the database, the
-//! provider client, the caches and the settings. Built once at start; the web layer holds it
-//! in its state and hands it to the services it calls; background tasks hold it too.
+//! The session lifecycle after the protocol checks: completing a sign-in, refreshing and
+//! revalidating against Logto, and ending sessions. These services orchestrate `auth`,
+//! `session` and `users`; the web layer calls them, and so do the background tasks.
+//!
+//! [`Services`] is what they work with: the database, the provider client, the caches and the
+//! settings, built once at start.
+
+pub mod end;
+pub mod refresh;
+pub mod revalidation;
+pub mod sign_in;
 
 use std::sync::Arc;
 
@@ -11,11 +19,11 @@ use crate::admin::CountsCache;
 use crate::admin::search::CommonTrigrams;
 use crate::auth::discovery::Provider;
 use crate::auth::jwks::JwksCache;
-use crate::auth::refresh::RefreshTurns;
+use crate::cache::Caches;
 use crate::config::Settings;
-use crate::session::cache::Caches;
 use crate::session::repo::Lifetimes;
 use crate::session::sealed::TokenCipher;
+use refresh::RefreshTurns;
 
 pub struct Services {
     pub settings: Arc<Settings>,
