@@ -223,7 +223,7 @@ impl Caches {
                             // `Ok(None)` or an error: the connection dropped.
                             Ok(_) => break,
                             Err(_silence) => {
-                                let ping = sqlx::query("select 1").execute(&mut listener);
+                                let ping = sqlx::query_scalar!(r#"select 1 as "one!""#).fetch_one(&mut listener);
                                 if !matches!(tokio::time::timeout(PING_TIMEOUT, ping).await, Ok(Ok(_))) {
                                     break;
                                 }
@@ -289,16 +289,7 @@ mod tests {
             user_id,
             issuer: "iss".into(),
             subject: "sub".into(),
-            name: None,
-            username: None,
-            email: None,
-            email_verified: false,
-            picture: None,
-            roles: vec![],
-            identities: serde_json::Value::Null,
-            hf_user_id: None,
-            hf_username: None,
-            hf_avatar: None,
+            profile: crate::users::Profile::default(),
         })
     }
 

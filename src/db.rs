@@ -4,5 +4,5 @@ use sqlx::PgPool;
 
 /// True when Postgres answers a trivial query.
 pub async fn ping(pool: &PgPool) -> bool {
-    sqlx::query("select 1").execute(pool).await.is_ok()
+    sqlx::query_scalar!(r#"select 1 as "one!""#).fetch_one(pool).await.is_ok()
 }

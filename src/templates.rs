@@ -39,7 +39,7 @@ mod tests {
         let tera = load().expect("templates load");
         let user = json!({
             "display_name": "Alice <b>", "username": "alice", "email": "a@example.com", "email_verified": true,
-            "avatar_url": "https://x.io/a.png", "hf_user_id": "hf-1", "hf_username": "alice-hf",
+            "avatar_url": "https://x.io/a.png", "hugging_face": "alice-hf",
             "hf_avatar_url": "https://x.io/h.png"
         });
         let cases = [
@@ -60,14 +60,14 @@ mod tests {
                 "admin/users.html",
                 json!({"counts": {"users": 1, "signed_in_users": 1, "active_sessions": 1, "sign_ins_24h": 1},
                 "counts_age_secs": 0, "view": "active", "q": "", "users": [{"id": "u1", "display_name": "A",
-                "username": null, "email": null, "avatar_url": null, "hf_username": null, "roles": ["admin"],
+                "username": null, "email": null, "avatar_url": null, "hugging_face": null, "roles": ["admin"],
                 "first_seen": "f", "last_sign_in": "l", "last_activity": "a", "active_sessions": 1}],
                 "next_url": "/admin?cursor=x", "first_url": null}),
             ),
             (
                 "admin/user.html",
                 json!({"id": "u1", "display_name": "A", "subject": "s", "username": "a", "email": "e",
-                "email_verified": false, "avatar_url": null, "roles": [], "hf_user_id": null, "hf_username": null,
+                "email_verified": false, "avatar_url": null, "roles": [], "hugging_face": "hf-1",
                 "hf_avatar_url": null, "first_seen": "f", "last_sign_in": "l", "last_activity": "a", "sign_in_count": 1,
                 "sessions": [{"id": "s1", "created": "c", "last_seen": "l", "expires": "e", "user_agent": "ua",
                 "ip": "ip", "has_logto_sid": true}], "csrf_token": "t", "step_up_needed": true}),

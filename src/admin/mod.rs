@@ -19,7 +19,7 @@ use crate::users::User;
 pub const COUNTS_MAX_AGE: Duration = Duration::from_secs(10);
 
 pub fn is_admin(user: &User, settings: &Settings) -> bool {
-    let by_role = user.roles.contains(&settings.admin_role);
+    let by_role = user.profile.roles.contains(&settings.admin_role);
     let by_subject = user.issuer == settings.issuer() && settings.admin_subjects.contains(&user.subject);
     by_role || by_subject
 }

@@ -20,11 +20,12 @@ pub struct Counts {
 /// The headline counts (exact; the caller caches them for a few seconds).
 #[tracing::instrument(name = "admin.counts", skip_all)]
 pub async fn counts(pool: &PgPool) -> Result<Counts, sqlx::Error> {
-    sqlx::query_as(
-        "select (select count(*) from users) as users,
-                (select count(*) from users where sessions_expire_at > now()) as signed_in_users,
-                (select count(*) from sessions where user_id is not null and expires_at > now()) as active_sessions,
-                (select count(*) from sign_in_events where at > now() - interval '24 hours') as sign_ins_24h",
+    sqlx::query_as!(
+        Counts,
+        r#"select (select count(*) from users) as "users!",
+                (select count(*) from users where sessions_expire_at > now()) as "signed_in_users!",
+                (select count(*) from sessions where user_id is not null and expires_at > now()) as "active_sessions!",
+                (select count(*) from sign_in_events where at > now() - interval '24 hours') as "sign_ins_24h!""#
     )
     .fetch_one(pool)
     .await
@@ -38,6 +39,7 @@ pub struct UserRow {
     pub username: Option<String>,
     pub email: Option<String>,
     pub picture: Option<String>,
+    pub hf_user_id: Option<String>,
     pub hf_username: Option<String>,
     pub roles: Vec<String>,
     pub first_seen_at: time::OffsetDateTime,
@@ -109,7 +111,8 @@ enum Strategy {
     Walk { examine: i64 },
 }
 
-const USER_COLUMNS: &str = "u.user_id, u.subject, u.name, u.username, u.email, u.picture, u.hf_username, u.roles,
+const USER_COLUMNS: &str =
+    "u.user_id, u.subject, u.name, u.username, u.email, u.picture, u.hf_user_id, u.hf_username, u.roles,
      u.first_seen_at, u.last_sign_in_at, u.last_activity_at, u.search_text";
 const ACTIVE_SESSIONS: &str =
     "(select count(*) from sessions s where s.user_id = u.user_id and s.expires_at > now()) as active_sessions";
@@ -214,17 +217,14 @@ fn push_filters(
 /// that was never analyzed is sampled whole, up to that bound).
 #[tracing::instrument(name = "admin.common_trigrams", skip_all)]
 pub async fn common_trigrams(pool: &PgPool, share: f64) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "with sample as (
+    sqlx::query_scalar!(r#"with sample as (
              select search_text from users
              tablesample system (least(100, 2000000.0 / greatest((select reltuples from pg_class where oid = 'users'::regclass), 1)))
              limit 50000),
          sampled as (select count(*) as users from sample)
-         select t from sample, unnest(show_trgm(sample.search_text)) t
+         select t as "t!" from sample, unnest(show_trgm(sample.search_text)) t
           group by t
-         having count(*) >= $1 * (select users from sampled)",
-    )
-    .bind(share)
+         having count(*) >= $1::float8 * (select users from sampled)"#, share)
     .fetch_all(pool)
     .await
 }
@@ -251,17 +251,18 @@ pub struct UserDetail {
 
 #[tracing::instrument(name = "admin.user", skip_all)]
 pub async fn user(pool: &PgPool, user_id: Uuid) -> Result<Option<UserDetail>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        UserDetail,
         "select user_id, issuer, subject, name, username, email, email_verified, picture, roles, hf_user_id,
                 hf_username, hf_avatar, first_seen_at, last_sign_in_at, last_activity_at, sign_in_count
            from users where user_id = $1",
+        user_id
     )
-    .bind(user_id)
     .fetch_optional(pool)
     .await
 }
 
 /// `term` folded by Postgres `lower()`, as `users.search_text` is.
 pub async fn fold_like_search_text(pool: &PgPool, term: &str) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar("select lower($1)").bind(term).fetch_one(pool).await
+    sqlx::query_scalar!(r#"select lower($1) as "lowered!""#, term).fetch_one(pool).await
 }

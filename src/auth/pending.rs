@@ -40,26 +40,26 @@ pub async fn create(
 ) -> Result<(), sqlx::Error> {
     let binding = hash(binding);
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    sqlx::query!(
         "insert into pending_logins (state_hash, binding_hash, nonce, pkce_verifier, return_to, expires_at, max_age)
          values ($1, $2, $3, $4, $5, now() + $6 * interval '1 second', $7)",
+        hash(state),
+        &binding,
+        nonce,
+        pkce_verifier,
+        return_to,
+        PENDING_TTL.as_secs() as i64,
+        max_age
     )
-    .bind(hash(state))
-    .bind(&binding)
-    .bind(nonce)
-    .bind(pkce_verifier)
-    .bind(return_to)
-    .bind(PENDING_TTL.as_secs() as i64)
-    .bind(max_age)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "delete from pending_logins where binding_hash = $1 and state_hash in (
              select state_hash from pending_logins where binding_hash = $1
               order by created_at desc offset $2)",
+        &binding,
+        MAX_PER_BROWSER
     )
-    .bind(&binding)
-    .bind(MAX_PER_BROWSER)
     .execute(&mut *tx)
     .await?;
     tx.commit().await
@@ -68,13 +68,14 @@ pub async fn create(
 /// Consumes the pending sign-in for `state` if it belongs to `binding` and has not expired.
 #[tracing::instrument(name = "pending.take", skip_all)]
 pub async fn take(pool: &PgPool, state: &str, binding: &str) -> Result<Option<PendingLogin>, sqlx::Error> {
-    sqlx::query_as(
-        "delete from pending_logins
+    sqlx::query_as!(
+        PendingLogin,
+        r#"delete from pending_logins
           where state_hash = $1 and binding_hash = $2 and expires_at > now()
-          returning nonce, pkce_verifier, return_to, extract(epoch from created_at)::bigint as started_at, max_age",
+          returning nonce, pkce_verifier, return_to, extract(epoch from created_at)::bigint as "started_at!", max_age"#,
+        hash(state),
+        hash(binding)
     )
-    .bind(hash(state))
-    .bind(hash(binding))
     .fetch_optional(pool)
     .await
 }

@@ -23,7 +23,7 @@ use crate::error::AppError;
 use crate::lifecycle::Services;
 use crate::lifecycle::end::{Which, end};
 use crate::session::repo::{self as sessions, Claim, RefreshResult, StoredTokens};
-use crate::users::{Profile, repo as users};
+use crate::users::{ClaimedProfile, repo as users};
 
 /// Tokens closer than this to expiry are refreshed first.
 pub const REFRESH_MARGIN_SECS: i64 = 60;
@@ -202,7 +202,7 @@ async fn revalidate_by_userinfo(
     if !sessions::store_refreshed(&mut tx, &state.token_cipher, session_id, lease, &result).await? {
         return Err(AppError::NotAuthenticated);
     }
-    let profile = Profile::from_claims(&info, None);
+    let profile = ClaimedProfile::from_claims(&info, None);
     users::update_from_refresh(&mut tx, stored.user_id, &profile).await?;
     tx.commit().await?;
     state.forget_user(stored.user_id);
@@ -301,7 +301,7 @@ async fn refresh_claimed(
         return Err(AppError::NotAuthenticated);
     }
     if let Some(claims) = &new_claims {
-        let profile = Profile::from_claims(&claims.all, None);
+        let profile = ClaimedProfile::from_claims(&claims.all, None);
         users::update_from_refresh(&mut tx, stored.user_id, &profile).await?;
     }
     tx.commit().await?;

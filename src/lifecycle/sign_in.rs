@@ -12,13 +12,13 @@ use crate::error::AppError;
 use crate::lifecycle::Services;
 use crate::session::repo::{self, NewSession};
 use crate::session::{TokenSet, TypedSession, store};
-use crate::users::{self, Profile};
+use crate::users::{self, ClaimedProfile};
 
 /// What the callback verified, and where the browser is.
 pub struct SignIn<'a> {
     pub issuer: &'a str,
     pub subject: &'a str,
-    pub profile: &'a Profile,
+    pub profile: &'a ClaimedProfile,
     pub tokens: &'a TokenSet,
     pub logto_sid: Option<&'a str>,
     pub auth_time: Option<u64>,

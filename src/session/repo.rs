@@ -46,17 +46,18 @@ pub async fn load(
     max_lifetime: Duration,
     touch_interval: Duration,
 ) -> Result<Option<StoreRow>, sqlx::Error> {
-    sqlx::query_as(
-        "select state, last_seen_at < now() - $3 * interval '1 second' as stale,
-                extract(epoch from created_at)::float8 as created_at,
-                extract(epoch from expires_at)::float8 as expires_at,
-                extract(epoch from last_seen_at)::float8 as last_seen_at
+    sqlx::query_as!(
+        StoreRow,
+        r#"select state, last_seen_at < now() - $3 * interval '1 second' as "stale!",
+                extract(epoch from created_at)::float8 as "created_at!",
+                extract(epoch from expires_at)::float8 as "expires_at!",
+                extract(epoch from last_seen_at)::float8 as "last_seen_at!"
            from sessions
-          where key_hash = $1 and expires_at > now() and created_at > now() - $2 * interval '1 second'",
+          where key_hash = $1 and expires_at > now() and created_at > now() - $2 * interval '1 second'"#,
+        key_hash,
+        max_lifetime.as_secs_f64(),
+        touch_interval.as_secs_f64()
     )
-    .bind(key_hash)
-    .bind(max_lifetime.as_secs_f64())
-    .bind(touch_interval.as_secs_f64())
     .fetch_optional(pool)
     .await
 }
@@ -69,18 +70,18 @@ pub async fn extend(
     lifetimes: Lifetimes,
     only_if_stale: Option<Duration>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "update sessions
             set last_seen_at = now(),
                 expires_at = session_expiry(user_id is not null, created_at, $2, $3, $4)
           where key_hash = $1 and expires_at > now()
             and ($5::float8 is null or last_seen_at < now() - $5 * interval '1 second')",
+        key_hash,
+        lifetimes.pre_login.as_secs_f64(),
+        lifetimes.idle.as_secs_f64(),
+        lifetimes.max.as_secs_f64(),
+        only_if_stale.map(|d| d.as_secs_f64())
     )
-    .bind(key_hash)
-    .bind(lifetimes.pre_login.as_secs_f64())
-    .bind(lifetimes.idle.as_secs_f64())
-    .bind(lifetimes.max.as_secs_f64())
-    .bind(only_if_stale.map(|d| d.as_secs_f64()))
     .execute(pool)
     .await
     .map(|_| ())
@@ -93,17 +94,18 @@ pub async fn insert_pre_login(
     state: &Value,
     lifetimes: Lifetimes,
 ) -> Result<RowTimes, sqlx::Error> {
-    sqlx::query_as(
-        "insert into sessions (key_hash, state, expires_at)
+    sqlx::query_as!(
+        RowTimes,
+        r#"insert into sessions (key_hash, state, expires_at)
          values ($1, $2, session_expiry(false, now(), $3, $4, $5))
-         returning extract(epoch from created_at)::float8 as created_at,
-                   extract(epoch from expires_at)::float8 as expires_at",
+         returning extract(epoch from created_at)::float8 as "created_at!",
+                   extract(epoch from expires_at)::float8 as "expires_at!""#,
+        key_hash,
+        state,
+        lifetimes.pre_login.as_secs_f64(),
+        lifetimes.idle.as_secs_f64(),
+        lifetimes.max.as_secs_f64()
     )
-    .bind(key_hash)
-    .bind(state)
-    .bind(lifetimes.pre_login.as_secs_f64())
-    .bind(lifetimes.idle.as_secs_f64())
-    .bind(lifetimes.max.as_secs_f64())
     .fetch_one(pool)
     .await
 }
@@ -116,24 +118,24 @@ pub async fn update_state(
     state: &Value,
     lifetimes: Lifetimes,
 ) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query(
+    let updated = sqlx::query!(
         "update sessions
             set state = $2, last_seen_at = now(),
                 expires_at = session_expiry(user_id is not null, created_at, $3, $4, $5)
           where key_hash = $1 and expires_at > now()",
+        key_hash,
+        state,
+        lifetimes.pre_login.as_secs_f64(),
+        lifetimes.idle.as_secs_f64(),
+        lifetimes.max.as_secs_f64()
     )
-    .bind(key_hash)
-    .bind(state)
-    .bind(lifetimes.pre_login.as_secs_f64())
-    .bind(lifetimes.idle.as_secs_f64())
-    .bind(lifetimes.max.as_secs_f64())
     .execute(pool)
     .await?;
     Ok(updated.rows_affected() == 1)
 }
 
 pub async fn delete_by_key(pool: &PgPool, key_hash: &[u8]) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from sessions where key_hash = $1").bind(key_hash).execute(pool).await.map(|_| ())
+    sqlx::query!("delete from sessions where key_hash = $1", key_hash).execute(pool).await.map(|_| ())
 }
 
 /// What a sign-in knows about the session it starts.
@@ -162,28 +164,10 @@ pub async fn insert_signed_in(
     lifetimes: Lifetimes,
 ) -> Result<(), sqlx::Error> {
     let t = new.tokens;
-    sqlx::query(
-        "insert into sessions (key_hash, state, session_id, user_id, logto_sid, auth_time, user_agent, client_ip,
+    sqlx::query!("insert into sessions (key_hash, state, session_id, user_id, logto_sid, auth_time, user_agent, client_ip,
                                csrf_token, id_token, access_token, access_token_expires_at, refresh_token, expires_at)
-         values ($1, $2, $3, $4, $5, to_timestamp($6::float8), $7, $8::inet, $9, $10, $11, to_timestamp($12::float8), $13,
-                 session_expiry(true, now(), $14, $15, $16))",
-    )
-    .bind(key_hash)
-    .bind(state)
-    .bind(new.session_id)
-    .bind(new.user_id)
-    .bind(new.logto_sid)
-    .bind(new.auth_time.map(|t| t as f64))
-    .bind(new.user_agent.map(|ua| ua.chars().take(512).collect::<String>()))
-    .bind(new.client_ip.map(|ip| ip.to_string()))
-    .bind(new.csrf_token)
-    .bind(cipher.seal(sealed::ID_TOKEN, &t.id_token))
-    .bind(cipher.seal(sealed::ACCESS_TOKEN, &t.access_token))
-    .bind(t.access_token_expires_at as f64)
-    .bind(t.refresh_token.as_deref().map(|r| cipher.seal(sealed::REFRESH_TOKEN, r)))
-    .bind(lifetimes.pre_login.as_secs_f64())
-    .bind(lifetimes.idle.as_secs_f64())
-    .bind(lifetimes.max.as_secs_f64())
+         values ($1, $2, $3, $4, $5, to_timestamp($6::float8), $7, $8::text::inet, $9, $10, $11, to_timestamp($12::float8), $13,
+                 session_expiry(true, now(), $14, $15, $16))", key_hash, state, new.session_id, new.user_id, new.logto_sid, new.auth_time.map(|t| t as f64), new.user_agent.map(|ua| ua.chars().take(512).collect::<String>()), new.client_ip.map(|ip| ip.to_string()), new.csrf_token, cipher.seal(sealed::ID_TOKEN, &t.id_token), cipher.seal(sealed::ACCESS_TOKEN, &t.access_token), t.access_token_expires_at as f64, t.refresh_token.as_deref().map(|r| cipher.seal(sealed::REFRESH_TOKEN, r)), lifetimes.pre_login.as_secs_f64(), lifetimes.idle.as_secs_f64(), lifetimes.max.as_secs_f64())
     .execute(conn)
     .await
     .map(|_| ())
@@ -202,11 +186,13 @@ pub struct SessionRecord {
 /// The record of a live signed-in session.
 #[tracing::instrument(name = "sessions.record", skip_all)]
 pub async fn record(pool: &PgPool, session_id: Uuid) -> Result<Option<SessionRecord>, sqlx::Error> {
-    sqlx::query_as(
-        "select session_id, user_id, extract(epoch from auth_time)::bigint as auth_time, csrf_token
-           from sessions where session_id = $1 and user_id is not null and expires_at > now()",
+    sqlx::query_as!(
+        SessionRecord,
+        r#"select session_id as "session_id!", user_id as "user_id!",
+                extract(epoch from auth_time)::bigint as auth_time, csrf_token
+           from sessions where session_id = $1 and user_id is not null and expires_at > now()"#,
+        session_id
     )
-    .bind(session_id)
     .fetch_optional(pool)
     .await
 }
@@ -230,15 +216,6 @@ impl std::fmt::Debug for StoredTokens {
     }
 }
 
-macro_rules! select_tokens {
-    () => {
-        "select user_id, id_token, access_token,
-                extract(epoch from access_token_expires_at)::bigint as access_token_expires_at, refresh_token,
-                extract(epoch from revalidated_at)::float8 as revalidated_at
-           from sessions where session_id = $1 and expires_at > now() and user_id is not null"
-    };
-}
-
 impl StoredTokens {
     fn opened(self, cipher: &TokenCipher) -> Self {
         Self {
@@ -258,7 +235,16 @@ pub async fn tokens(
     cipher: &TokenCipher,
     session_id: Uuid,
 ) -> Result<Option<StoredTokens>, sqlx::Error> {
-    let stored: Option<StoredTokens> = sqlx::query_as(select_tokens!()).bind(session_id).fetch_optional(pool).await?;
+    let stored = sqlx::query_as!(
+        StoredTokens,
+        r#"select user_id as "user_id!", id_token, access_token,
+                  extract(epoch from access_token_expires_at)::bigint as access_token_expires_at, refresh_token,
+                  extract(epoch from revalidated_at)::float8 as "revalidated_at!"
+             from sessions where session_id = $1 and expires_at > now() and user_id is not null"#,
+        session_id
+    )
+    .fetch_optional(pool)
+    .await?;
     Ok(stored.map(|t| t.opened(cipher)))
 }
 
@@ -283,27 +269,25 @@ pub async fn claim_refresh(
     lease: Uuid,
     lease_secs: i64,
 ) -> Result<Claim, sqlx::Error> {
-    let claimed: Option<StoredTokens> = sqlx::query_as(
-        "update sessions
+    let claimed: Option<StoredTokens> = sqlx::query_as!(
+        StoredTokens,
+        r#"update sessions
             set refresh_lease = $2, refresh_lease_until = now() + $3 * interval '1 second'
           where session_id = $1 and expires_at > now() and user_id is not null
             and (refresh_lease is null or refresh_lease_until < now())
-      returning user_id, id_token, access_token,
+      returning user_id as "user_id!", id_token, access_token,
                 extract(epoch from access_token_expires_at)::bigint as access_token_expires_at, refresh_token,
-                extract(epoch from revalidated_at)::float8 as revalidated_at",
+                extract(epoch from revalidated_at)::float8 as "revalidated_at!""#,
+        session_id,
+        lease,
+        lease_secs as f64
     )
-    .bind(session_id)
-    .bind(lease)
-    .bind(lease_secs as f64)
     .fetch_optional(pool)
     .await?;
     if let Some(tokens) = claimed {
         return Ok(Claim::Claimed(tokens.opened(cipher)));
     }
-    let exists: bool = sqlx::query_scalar(
-        "select exists (select 1 from sessions where session_id = $1 and expires_at > now() and user_id is not null)",
-    )
-    .bind(session_id)
+    let exists: bool = sqlx::query_scalar!(r#"select exists (select 1 from sessions where session_id = $1 and expires_at > now() and user_id is not null) as "exists!""#, session_id)
     .fetch_one(pool)
     .await?;
     Ok(if exists { Claim::Busy } else { Claim::Gone })
@@ -311,11 +295,11 @@ pub async fn claim_refresh(
 
 /// Seconds since the session was last checked against Logto (`None`: no such session).
 pub async fn revalidated_ago(pool: &PgPool, session_id: Uuid) -> Result<Option<f64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "select extract(epoch from now() - revalidated_at)::float8 from sessions
-          where session_id = $1 and user_id is not null",
+    sqlx::query_scalar!(
+        r#"select extract(epoch from now() - revalidated_at)::float8 as "ago!" from sessions
+          where session_id = $1 and user_id is not null"#,
+        session_id
     )
-    .bind(session_id)
     .fetch_optional(pool)
     .await
 }
@@ -324,27 +308,27 @@ pub async fn revalidated_ago(pool: &PgPool, session_id: Uuid) -> Result<Option<f
 /// used), and last checked more
 /// than `after_secs` ago: the background revalidation's work, oldest first.
 pub async fn due_for_revalidation(pool: &PgPool, after_secs: i64, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "select session_id from sessions
+    sqlx::query_scalar!(
+        r#"select session_id as "session_id!" from sessions
           where user_id is not null and session_id is not null and expires_at > now()
             and revalidated_at < now() - $1 * interval '1 second' and last_seen_at >= revalidated_at
           order by revalidated_at
-          limit $2",
+          limit $2"#,
+        after_secs as f64,
+        limit
     )
-    .bind(after_secs as f64)
-    .bind(limit)
     .fetch_all(pool)
     .await
 }
 
 /// Gives a lease back without storing anything (the refresh failed).
 pub async fn release(pool: &PgPool, session_id: Uuid, lease: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "update sessions set refresh_lease = null, refresh_lease_until = null
           where session_id = $1 and refresh_lease = $2",
+        session_id,
+        lease
     )
-    .bind(session_id)
-    .bind(lease)
     .execute(pool)
     .await
     .map(|_| ())
@@ -374,7 +358,7 @@ pub async fn store_refreshed(
     result: &RefreshResult<'_>,
 ) -> Result<bool, sqlx::Error> {
     let (access_token, expires_at) = result.session_access_token.unzip();
-    let stored = sqlx::query(
+    let stored = sqlx::query!(
         "update sessions
             set access_token = coalesce($3, access_token),
                 access_token_expires_at = coalesce(to_timestamp($4::float8), access_token_expires_at),
@@ -382,14 +366,14 @@ pub async fn store_refreshed(
                 revalidated_at = case when $7 then now() else revalidated_at end,
                 refresh_lease = null, refresh_lease_until = null
           where session_id = $1 and refresh_lease = $2",
+        session_id,
+        lease,
+        access_token.map(|t| cipher.seal(sealed::ACCESS_TOKEN, t)),
+        expires_at.map(|e| e as f64),
+        result.refresh_token.map(|t| cipher.seal(sealed::REFRESH_TOKEN, t)),
+        result.id_token.map(|t| cipher.seal(sealed::ID_TOKEN, t)),
+        result.revalidated
     )
-    .bind(session_id)
-    .bind(lease)
-    .bind(access_token.map(|t| cipher.seal(sealed::ACCESS_TOKEN, t)))
-    .bind(expires_at.map(|e| e as f64))
-    .bind(result.refresh_token.map(|t| cipher.seal(sealed::REFRESH_TOKEN, t)))
-    .bind(result.id_token.map(|t| cipher.seal(sealed::ID_TOKEN, t)))
-    .bind(result.revalidated)
     .execute(&mut *conn)
     .await?
     .rows_affected()
@@ -408,18 +392,16 @@ pub async fn cached_access_token(
     audience: &str,
     margin_secs: i64,
 ) -> Result<Option<(String, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "select access_token, extract(epoch from expires_at)::bigint from session_access_tokens
-          where session_id = $1 and audience = $2 and expires_at > now() + $3 * interval '1 second'",
+    let row = sqlx::query!(
+        r#"select access_token, extract(epoch from expires_at)::bigint as "expires_at!" from session_access_tokens
+          where session_id = $1 and audience = $2 and expires_at > now() + $3 * interval '1 second'"#,
+        session_id,
+        audience,
+        margin_secs as f64
     )
-    .bind(session_id)
-    .bind(audience)
-    .bind(margin_secs as f64)
     .fetch_optional(pool)
-    .await
-    .map(|row: Option<(String, i64)>| {
-        row.and_then(|(token, expires_at)| Some((cipher.open(sealed::ACCESS_TOKEN, &token)?, expires_at)))
-    })
+    .await?;
+    Ok(row.and_then(|r| Some((cipher.open(sealed::ACCESS_TOKEN, &r.access_token)?, r.expires_at))))
 }
 
 pub async fn store_access_token(
@@ -430,16 +412,16 @@ pub async fn store_access_token(
     access_token: &str,
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "insert into session_access_tokens (session_id, audience, access_token, expires_at)
          values ($1, $2, $3, to_timestamp($4::float8))
          on conflict (session_id, audience)
          do update set access_token = excluded.access_token, expires_at = excluded.expires_at",
+        session_id,
+        audience,
+        cipher.seal(sealed::ACCESS_TOKEN, access_token),
+        expires_at as f64
     )
-    .bind(session_id)
-    .bind(audience)
-    .bind(cipher.seal(sealed::ACCESS_TOKEN, access_token))
-    .bind(expires_at as f64)
     .execute(conn)
     .await
     .map(|_| ())
@@ -456,10 +438,13 @@ pub struct Ended {
 
 /// Deletes one session by its id.
 pub async fn delete_session(conn: &mut PgConnection, session_id: Uuid) -> Result<Vec<Ended>, sqlx::Error> {
-    sqlx::query_as("delete from sessions where session_id = $1 returning user_id, key_hash, refresh_token")
-        .bind(session_id)
-        .fetch_all(conn)
-        .await
+    sqlx::query_as!(
+        Ended,
+        "delete from sessions where session_id = $1 returning user_id, key_hash, refresh_token",
+        session_id
+    )
+    .fetch_all(conn)
+    .await
 }
 
 /// A session as its owner (or an admin) sees it.
@@ -476,15 +461,16 @@ pub struct SessionInfo {
 
 #[tracing::instrument(name = "sessions.list_for_user", skip_all)]
 pub async fn list_for_user(pool: &PgPool, user_id: Uuid) -> Result<Vec<SessionInfo>, sqlx::Error> {
-    sqlx::query_as(
-        "select session_id, created_at, last_seen_at, expires_at, user_agent, host(client_ip) as client_ip,
-                logto_sid is not null as has_logto_sid
+    sqlx::query_as!(
+        SessionInfo,
+        r#"select session_id as "session_id!", created_at, last_seen_at, expires_at, user_agent,
+                host(client_ip) as client_ip, logto_sid is not null as "has_logto_sid!"
            from sessions
           where user_id = $1 and session_id is not null and expires_at > now()
           order by last_seen_at desc
-          limit 200",
+          limit 200"#,
+        user_id
     )
-    .bind(user_id)
     .fetch_all(pool)
     .await
 }
@@ -497,16 +483,17 @@ pub async fn delete_for_user(
     only: Option<Uuid>,
     except: Option<Uuid>,
 ) -> Result<Vec<Ended>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Ended,
         "delete from sessions
           where user_id = $1
             and ($2::uuid is null or session_id = $2)
             and ($3::uuid is null or session_id is distinct from $3)
       returning user_id, key_hash, refresh_token",
+        user_id,
+        only,
+        except
     )
-    .bind(user_id)
-    .bind(only)
-    .bind(except)
     .fetch_all(conn)
     .await
 }
@@ -523,12 +510,12 @@ pub async fn backchannel_logout(
     sid: Option<&str>,
 ) -> Result<Option<Vec<Ended>>, sqlx::Error> {
     let mut tx = sqlx::Connection::begin(conn).await?;
-    let fresh = sqlx::query(
+    let fresh = sqlx::query!(
         "insert into logout_token_jtis (jti_hash, expires_at) values ($1, to_timestamp($2::float8))
          on conflict (jti_hash) do nothing",
+        jti_hash,
+        jti_expires_at as f64
     )
-    .bind(jti_hash)
-    .bind(jti_expires_at as f64)
     .execute(&mut *tx)
     .await?
     .rows_affected()
@@ -538,17 +525,18 @@ pub async fn backchannel_logout(
     }
     // With `sid`: that Logto session only (and, when `sub` is given too, only if it is that
     // user's). Without `sid`: every session of the user (iss, sub).
-    let ended = sqlx::query_as(
+    let ended = sqlx::query_as!(
+        Ended,
         "delete from sessions s
           where ($3::text is not null and s.logto_sid = $3
                  and ($2::text is null or s.user_id in (select user_id from users where issuer = $1 and subject = $2)))
              or ($3::text is null
                  and s.user_id in (select user_id from users where issuer = $1 and subject = $2))
       returning s.user_id, s.key_hash, s.refresh_token",
+        issuer,
+        subject,
+        sid
     )
-    .bind(issuer)
-    .bind(subject)
-    .bind(sid)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -559,18 +547,34 @@ pub async fn backchannel_logout(
 /// table, skipping rows another instance holds. Returns how many rows went.
 #[tracing::instrument(name = "sessions.sweep", skip_all)]
 pub async fn sweep(pool: &PgPool, batch: i64) -> Result<u64, sqlx::Error> {
-    let mut total = 0;
-    for sql in [
+    let sessions = sqlx::query!(
         "delete from sessions where key_hash in (
              select key_hash from sessions where expires_at < now() limit $1 for update skip locked)",
+        batch
+    )
+    .execute(pool)
+    .await?;
+    let pending = sqlx::query!(
         "delete from pending_logins where state_hash in (
              select state_hash from pending_logins where expires_at < now() limit $1 for update skip locked)",
+        batch
+    )
+    .execute(pool)
+    .await?;
+    let jtis = sqlx::query!(
         "delete from logout_token_jtis where jti_hash in (
              select jti_hash from logout_token_jtis where expires_at < now() limit $1 for update skip locked)",
+        batch
+    )
+    .execute(pool)
+    .await?;
+    let events = sqlx::query!(
         "delete from sign_in_events where ctid in (
              select ctid from sign_in_events where at < now() - interval '30 days' limit $1 for update skip locked)",
-    ] {
-        total += sqlx::query(sql).bind(batch).execute(pool).await?.rows_affected();
-    }
+        batch
+    )
+    .execute(pool)
+    .await?;
+    let total = [sessions, pending, jtis, events].iter().map(|r| r.rows_affected()).sum();
     Ok(total)
 }

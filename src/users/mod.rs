@@ -9,27 +9,19 @@ use uuid::Uuid;
 const MAX_FIELD: usize = 512;
 const MAX_ROLES: usize = 100;
 
-/// A stored user, as pages and `/api/me` show it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
+/// A stored user: who they are at Logto and their profile.
+#[derive(Debug, Clone, Serialize)]
 pub struct User {
     pub user_id: Uuid,
     pub issuer: String,
     pub subject: String,
-    pub name: Option<String>,
-    pub username: Option<String>,
-    pub email: Option<String>,
-    pub email_verified: bool,
-    pub picture: Option<String>,
-    pub roles: Vec<String>,
-    pub identities: Value,
-    pub hf_user_id: Option<String>,
-    pub hf_username: Option<String>,
-    pub hf_avatar: Option<String>,
+    #[serde(flatten)]
+    pub profile: Profile,
 }
 
-/// The profile fields taken from a sign-in's claims. Serialized, the keys are the `users`
+/// What we keep about a user from Logto's claims. Serialized, the keys are the `users`
 /// columns (the `users_sign_in` SQL function reads it so).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Profile {
     pub name: Option<String>,
     pub username: Option<String>,
@@ -41,11 +33,30 @@ pub struct Profile {
     pub hf_user_id: Option<String>,
     pub hf_username: Option<String>,
     pub hf_avatar: Option<String>,
-    /// ID token claims overlaid with userinfo claims, cleaned for storage.
+}
+
+/// A sign-in's (or refresh's) profile and the claims it came from (ID token overlaid with
+/// userinfo, cleaned), kept for support and audits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClaimedProfile {
+    #[serde(flatten)]
+    pub profile: Profile,
     pub claims: Value,
 }
 
 impl Profile {
+    /// The name to show: name, else username, else email.
+    pub fn display_name(&self) -> Option<&str> {
+        self.name.as_deref().or(self.username.as_deref()).or(self.email.as_deref())
+    }
+
+    /// The linked Hugging Face account as pages show it: its username, else its id.
+    pub fn hugging_face_account(&self) -> Option<&str> {
+        hugging_face_account(self.hf_username.as_deref(), self.hf_user_id.as_deref())
+    }
+}
+
+impl ClaimedProfile {
     /// Builds a profile from validated ID token claims and (sub-checked) userinfo claims.
     /// `identities` is read from userinfo only, where Logto puts it.
     pub fn from_claims(id_token: &Map<String, Value>, userinfo: Option<&Map<String, Value>>) -> Self {
@@ -80,7 +91,7 @@ impl Profile {
                     .collect()
             })
             .unwrap_or_default();
-        Self {
+        let profile = Profile {
             name: get("name"),
             username: get("username").or_else(|| get("preferred_username")),
             email: get("email"),
@@ -92,8 +103,8 @@ impl Profile {
             hf_avatar: text(hf_details.and_then(|d| d.get("avatar")))
                 .or_else(|| text(hf_raw.and_then(|r| r.get("picture")))),
             identities,
-            claims: merged,
-        }
+        };
+        Self { profile, claims: merged }
     }
 }
 
@@ -111,6 +122,11 @@ fn clean(value: Value) -> Value {
         Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k.replace('\0', ""), clean(v))).collect()),
         other => other,
     }
+}
+
+/// The linked Hugging Face account as every page shows it: its username, else its id.
+pub fn hugging_face_account<'a>(hf_username: Option<&'a str>, hf_user_id: Option<&'a str>) -> Option<&'a str> {
+    hf_username.or(hf_user_id)
 }
 
 /// The name to show for a user: name, else username, else email.
@@ -141,7 +157,7 @@ mod tests {
         let info = obj(json!({"sub": "u1", "name": "Alice", "identities": {"huggingface": {
             "userId": "hf-1", "details": {"id": "hf-1", "avatar": "https://hf.co/a.png",
             "rawData": {"preferred_username": "alice-hf", "picture": "https://hf.co/b.png"}}}}}));
-        let p = Profile::from_claims(&id, Some(&info));
+        let p = ClaimedProfile::from_claims(&id, Some(&info)).profile;
         assert_eq!(p.name.as_deref(), Some("Alice"));
         assert_eq!(p.username.as_deref(), Some("alice"));
         assert!(p.email_verified);
@@ -150,13 +166,13 @@ mod tests {
         assert_eq!(p.hf_user_id.as_deref(), Some("hf-1"));
         assert_eq!(p.hf_username.as_deref(), Some("alice-hf"));
         assert_eq!(p.hf_avatar.as_deref(), Some("https://hf.co/a.png"));
-        assert!(p.claims.get("nonce").is_none());
+        assert!(ClaimedProfile::from_claims(&id, Some(&info)).claims.get("nonce").is_none());
     }
 
     #[test]
     fn identities_in_the_id_token_are_ignored_and_nul_bytes_removed() {
         let id = obj(json!({"sub": "u1", "name": "A\u{0}B", "identities": {"huggingface": {"userId": "x"}}}));
-        let p = Profile::from_claims(&id, None);
+        let p = ClaimedProfile::from_claims(&id, None).profile;
         assert_eq!(p.hf_user_id, None);
         assert_eq!(p.name.as_deref(), Some("AB"));
     }

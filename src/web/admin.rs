@@ -12,7 +12,7 @@ use crate::admin::{repo::Counts, require_recent_sign_in, signed_in_recently};
 use crate::error::{AppError, Result};
 use crate::lifecycle::end::{Outcome, Which, end};
 use crate::session::repo as sessions;
-use crate::users::{display_name, safe_image_url};
+use crate::users::{display_name, hugging_face_account, safe_image_url};
 use crate::web::account::format_time;
 use crate::web::extract::CurrentSession;
 use crate::web::extract::{AdminUser, CsrfForm, CsrfOnly};
@@ -78,7 +78,7 @@ struct UserItem {
     username: Option<String>,
     email: Option<String>,
     avatar_url: Option<String>,
-    hf_username: Option<String>,
+    hugging_face: Option<String>,
     roles: Vec<String>,
     first_seen: String,
     last_sign_in: String,
@@ -94,7 +94,7 @@ fn item(r: UserRow) -> UserItem {
         username: r.username,
         email: r.email,
         avatar_url: safe_image_url(r.picture.as_deref()),
-        hf_username: r.hf_username,
+        hugging_face: hugging_face_account(r.hf_username.as_deref(), r.hf_user_id.as_deref()).map(str::to_owned),
         roles: r.roles,
         first_seen: format_time(r.first_seen_at),
         last_sign_in: format_time(r.last_sign_in_at),
@@ -188,8 +188,7 @@ struct UserPage {
     email_verified: bool,
     avatar_url: Option<String>,
     roles: Vec<String>,
-    hf_user_id: Option<String>,
-    hf_username: Option<String>,
+    hugging_face: Option<String>,
     hf_avatar_url: Option<String>,
     first_seen: String,
     last_sign_in: String,
@@ -220,8 +219,7 @@ pub async fn user_page(
         email_verified: u.email_verified,
         avatar_url: safe_image_url(u.picture.as_deref()),
         roles: u.roles,
-        hf_user_id: u.hf_user_id,
-        hf_username: u.hf_username,
+        hugging_face: hugging_face_account(u.hf_username.as_deref(), u.hf_user_id.as_deref()).map(str::to_owned),
         hf_avatar_url: safe_image_url(u.hf_avatar.as_deref()),
         first_seen: format_time(u.first_seen_at),
         last_sign_in: format_time(u.last_sign_in_at),

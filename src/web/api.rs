@@ -19,16 +19,16 @@ struct Me<'a> {
 }
 
 pub async fn me(user: CurrentUser) -> Result<HttpResponse> {
-    let u = &user.0;
+    let (u, p) = (&user.0, &user.0.profile);
     Ok(HttpResponse::Ok().json(Me {
         sub: &u.subject,
-        name: u.name.as_deref(),
-        username: u.username.as_deref(),
-        email: u.email.as_deref(),
-        email_verified: u.email_verified,
-        picture: u.picture.as_deref(),
-        roles: &u.roles,
-        identities: &u.identities,
+        name: p.name.as_deref(),
+        username: p.username.as_deref(),
+        email: p.email.as_deref(),
+        email_verified: p.email_verified,
+        picture: p.picture.as_deref(),
+        roles: &p.roles,
+        identities: &p.identities,
     }))
 }
 

@@ -11,7 +11,7 @@ use crate::auth::{callback, flow, pending, return_to};
 use crate::error::{AppError, Result};
 use crate::lifecycle::sign_in::SignIn;
 use crate::session::{TypedSession, repo as session_repo};
-use crate::users::Profile;
+use crate::users::ClaimedProfile;
 use crate::web::extract::CurrentSession;
 use crate::web::rate_limit::{SignInLimit, client_ip};
 use crate::web::state::AppState;
@@ -129,7 +129,7 @@ pub async fn callback(
     .map_err(|_| AppError::ProviderUnavailable(anyhow!("the provider did not answer in time")))??;
 
     // The user, the renewed session and its record, in one transaction.
-    let profile = Profile::from_claims(&verified.claims.all, verified.userinfo.as_ref());
+    let profile = ClaimedProfile::from_claims(&verified.claims.all, verified.userinfo.as_ref());
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let sign_in = SignIn {
         issuer: &verified.claims.iss,

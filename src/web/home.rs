@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::users::{User, display_name, safe_image_url};
+use crate::users::{Profile, safe_image_url};
 use crate::web::extract::{CurrentSession, CurrentUser};
 use crate::web::state::AppState;
 
@@ -16,24 +16,21 @@ pub struct UserView {
     email: Option<String>,
     email_verified: bool,
     avatar_url: Option<String>,
-    hf_user_id: Option<String>,
-    hf_username: Option<String>,
+    /// The linked Hugging Face account (username, else id), as every page shows it.
+    hugging_face: Option<String>,
     hf_avatar_url: Option<String>,
 }
 
-impl From<&User> for UserView {
-    fn from(u: &User) -> Self {
-        let display_name = display_name(u.name.as_deref(), u.username.as_deref(), u.email.as_deref())
-            .unwrap_or_else(|| "Signed-in user".to_owned());
+impl From<&Profile> for UserView {
+    fn from(p: &Profile) -> Self {
         Self {
-            display_name,
-            username: u.username.clone(),
-            email: u.email.clone(),
-            email_verified: u.email_verified,
-            avatar_url: safe_image_url(u.picture.as_deref()),
-            hf_user_id: u.hf_user_id.clone(),
-            hf_username: u.hf_username.clone(),
-            hf_avatar_url: safe_image_url(u.hf_avatar.as_deref()),
+            display_name: p.display_name().unwrap_or("Signed-in user").to_owned(),
+            username: p.username.clone(),
+            email: p.email.clone(),
+            email_verified: p.email_verified,
+            avatar_url: safe_image_url(p.picture.as_deref()),
+            hugging_face: p.hugging_face_account().map(str::to_owned),
+            hf_avatar_url: safe_image_url(p.hf_avatar.as_deref()),
         }
     }
 }
@@ -51,7 +48,7 @@ pub async fn home(
     session: Option<CurrentSession>,
 ) -> Result<HttpResponse> {
     let page = HomePage {
-        user: user.as_ref().map(|u| UserView::from(u.0.as_ref())),
+        user: user.as_ref().map(|u| UserView::from(&u.0.profile)),
         is_admin: user.as_ref().is_some_and(|u| crate::admin::is_admin(&u.0, &state.settings)),
         csrf_token: session.and_then(|s| s.0.csrf_token),
     };

@@ -606,3 +606,25 @@ async fn concurrent_session_ends_keep_the_signed_in_state_exact(pool: PgPool) {
         "no session left, yet signed in until {until:?}"
     );
 }
+
+/// Session-layer issue: a Logto identity with a Hugging Face id but no Hugging Face username is
+/// shown the same way everywhere — the home page, the admin list and the admin user page.
+#[sqlx::test]
+async fn a_hugging_face_account_without_a_username_shows_the_same_everywhere(pool: PgPool) {
+    let app = admin_app(pool.clone()).await;
+    let hugo_app = spawn_app_with(pool.clone(), app.op.clone(), &[]).await;
+    let mut hugo = TestUser::hugging_face_user();
+    hugo.userinfo_only = crate::fake_op::obj(serde_json::json!({"identities": {"huggingface": {
+        "userId": "hf-1234567", "details": {"id": "hf-1234567"}}}}));
+    hugo_app.signed_in(&hugo).await;
+    let home = hugo_app.get("/").await.text().await.expect("html");
+    assert!(home.contains(r#"<strong id="hf-username">hf-1234567</strong>"#), "{home}");
+    let user_id: Uuid = sqlx::query_scalar("select user_id from users where subject = 'hfuser000001'")
+        .fetch_one(&pool)
+        .await
+        .expect("row");
+    for path in ["/admin".to_owned(), format!("/admin/users/{user_id}")] {
+        let html = app.get(&path).await.text().await.expect("html");
+        assert!(html.contains("hf-1234567"), "{path} shows the linked account");
+    }
+}

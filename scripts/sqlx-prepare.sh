@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Writes `.sqlx/` (the compile-time checked queries' metadata) from a freshly migrated database,
+# or with `--check` fails when `.sqlx/` does not match the code and migrations.
+# Usage: bash scripts/sqlx-prepare.sh [--check]      (needs sqlx-cli 0.9: see README)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+base="${SQLX_PREPARE_SERVER:-postgres://postgres@127.0.0.1:5432}"
+db=logto_signin_sqlx_prepare
+psql "$base/postgres" -qtc "drop database if exists $db" -c "create database $db" >/dev/null
+export DATABASE_URL="$base/$db"
+sqlx migrate run --source migrations >/dev/null
+SQLX_OFFLINE=false cargo sqlx prepare "$@" -- --lib
