@@ -263,6 +263,22 @@ impl Caches {
     }
 }
 
+/// The user, from the cache when it holds them (a miss is loaded and cached).
+pub async fn user(pool: &PgPool, caches: Option<&Caches>, user_id: Uuid) -> Result<Option<Arc<User>>, sqlx::Error> {
+    if let Some(user) = caches.and_then(|c| c.user(user_id)) {
+        return Ok(Some(user));
+    }
+    let stamp = caches.map(Caches::stamp);
+    let Some(user) = crate::users::repo::get(pool, user_id).await? else {
+        return Ok(None);
+    };
+    let user = Arc::new(user);
+    if let (Some(caches), Some(stamp)) = (caches, stamp) {
+        caches.put_user(user.clone(), stamp);
+    }
+    Ok(Some(user))
+}
+
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;

@@ -1,5 +1,5 @@
 //! The one error type of the app. Its mapping to HTTP (status, public code and message,
-//! `Retry-After`) is in one place: `web::errors`.
+//! `Retry-After`) is in one place: the web layer's `errors` module.
 
 use std::fmt;
 

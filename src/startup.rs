@@ -114,7 +114,7 @@ impl Application {
             caches,
             token_cipher: crate::session::sealed::TokenCipher::new(settings.session_secret_bytes()),
             refresh_turns: Default::default(),
-            admin_counts: crate::admin::CountsCache::default(),
+            admin_counts: Arc::default(),
             search_trigrams: Arc::default(),
             lifetimes: store.lifetimes(),
         });

@@ -5,15 +5,15 @@ pub mod cursor;
 pub mod repo;
 pub mod search;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::auth::jwt::LEEWAY_SECS;
 use crate::config::Settings;
 use crate::error::AppError;
-use crate::lifecycle::Services;
 use crate::session::repo::SessionRecord;
 use crate::users::User;
+use sqlx::PgPool;
 
 /// Counts older than this are recomputed (in the background; the page shows the time).
 pub const COUNTS_MAX_AGE: Duration = Duration::from_secs(10);
@@ -52,26 +52,26 @@ pub struct CountsCache {
 impl CountsCache {
     /// Fresh-enough counts: computed now if none exist, else the cached ones, with a background
     /// refresh when they are older than [`COUNTS_MAX_AGE`] (so no page waits for the counts).
-    pub async fn get(&self, state: &std::sync::Arc<Services>) -> Result<(repo::Counts, Duration), sqlx::Error> {
+    pub async fn get(self: &Arc<Self>, pool: &PgPool) -> Result<(repo::Counts, Duration), sqlx::Error> {
         use std::sync::atomic::Ordering;
         let cached = self.slot.lock().ok().and_then(|s| s.clone());
         match cached {
             Some((at, counts)) => {
                 if at.elapsed() > COUNTS_MAX_AGE && !self.refreshing.swap(true, Ordering::AcqRel) {
-                    let state = state.clone();
+                    let (this, pool) = (self.clone(), pool.clone());
                     tokio::spawn(async move {
-                        if let Ok(counts) = repo::counts(&state.pool).await
-                            && let Ok(mut slot) = state.admin_counts.slot.lock()
+                        if let Ok(counts) = repo::counts(&pool).await
+                            && let Ok(mut slot) = this.slot.lock()
                         {
                             *slot = Some((Instant::now(), counts));
                         }
-                        state.admin_counts.refreshing.store(false, Ordering::Release);
+                        this.refreshing.store(false, Ordering::Release);
                     });
                 }
                 Ok((counts, at.elapsed()))
             }
             None => {
-                let counts = repo::counts(&state.pool).await?;
+                let counts = repo::counts(pool).await?;
                 if let Ok(mut slot) = self.slot.lock() {
                     *slot = Some((Instant::now(), counts.clone()));
                 }

@@ -27,10 +27,28 @@ use super::jwt::{TokenError, Verifier};
 use super::pending::PendingLogin;
 use crate::config::Settings;
 use crate::error::AppError;
-use crate::session::TokenSet;
 
 /// Access tokens without `expires_in` are treated as valid for this long.
 const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(300);
+
+/// Tokens of a signed-in session. Server-side only: never in a cookie, page or log.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TokenSet {
+    pub id_token: String,
+    pub access_token: String,
+    pub access_token_expires_at: u64,
+    pub refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("access_token_expires_at", &self.access_token_expires_at)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The whole provider side of a callback (token, JWKS, userinfo) must finish within this.
 pub const CALLBACK_PROVIDER_BUDGET: Duration = Duration::from_secs(10);
 /// Refresh-token revocation at sign-out is best effort within this.

@@ -36,7 +36,7 @@ pub struct Services {
     pub token_cipher: TokenCipher,
     /// One refresh per session at a time in this instance.
     pub refresh_turns: RefreshTurns,
-    pub admin_counts: CountsCache,
+    pub admin_counts: Arc<CountsCache>,
     pub search_trigrams: Arc<CommonTrigrams>,
     pub lifetimes: Lifetimes,
 }

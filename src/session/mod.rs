@@ -16,28 +16,12 @@ use serde_json::Value;
 use std::future::{Ready, ready};
 
 use crate::error::AppError;
-use serde::{Deserialize, Serialize};
+
 use uuid::Uuid;
 
 pub use crate::crypto::{random_secret, random_token};
 
-/// Tokens of a signed-in session. Server-side only: never in a cookie, page or log.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct TokenSet {
-    pub id_token: String,
-    pub access_token: String,
-    pub access_token_expires_at: u64,
-    pub refresh_token: Option<String>,
-}
-
-impl std::fmt::Debug for TokenSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSet")
-            .field("access_token_expires_at", &self.access_token_expires_at)
-            .field("has_refresh_token", &self.refresh_token.is_some())
-            .finish_non_exhaustive()
-    }
-}
+pub use crate::auth::flow::TokenSet;
 
 /// The only code that knows session key names. Holds the request too: signing in goes through
 /// actix-identity, which finds the session in the request.

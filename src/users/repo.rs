@@ -1,12 +1,9 @@
 //! All SQL about users.
 
-use std::sync::Arc;
-
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{ClaimedProfile, Profile, User};
-use crate::cache::Caches;
 
 /// Creates or updates the user identified by (issuer, subject) and records a sign-in (the
 /// `users_sign_in` SQL function: profile, counters, sign-in event). Users are never matched by
@@ -22,26 +19,6 @@ pub async fn sign_in(
     sqlx::query_scalar!(r#"select users_sign_in($1, $2, $3) as "user_id!""#, issuer, subject, profile)
         .fetch_one(conn)
         .await
-}
-
-/// The user, from the cache when it holds them (a miss is loaded and cached).
-pub async fn get_cached(
-    pool: &PgPool,
-    caches: Option<&Caches>,
-    user_id: Uuid,
-) -> Result<Option<Arc<User>>, sqlx::Error> {
-    if let Some(user) = caches.and_then(|c| c.user(user_id)) {
-        return Ok(Some(user));
-    }
-    let stamp = caches.map(Caches::stamp);
-    let Some(user) = get(pool, user_id).await? else {
-        return Ok(None);
-    };
-    let user = Arc::new(user);
-    if let (Some(caches), Some(stamp)) = (caches, stamp) {
-        caches.put_user(user.clone(), stamp);
-    }
-    Ok(Some(user))
 }
 
 #[tracing::instrument(name = "users.get", skip_all)]

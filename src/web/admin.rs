@@ -121,7 +121,7 @@ pub async fn users_page(
 ) -> Result<HttpResponse> {
     let active_only = query.view.as_deref() != Some("all");
     let listing = list(&state, active_only, query.q.as_deref(), query.cursor.as_deref()).await?;
-    let (counts, age) = state.admin_counts.get(&state.services).await?;
+    let (counts, age) = state.admin_counts.get(&state.pool).await?;
     let view = if active_only { "active" } else { "all" };
     let link = |cursor: Option<&str>| {
         let mut s = url::form_urlencoded::Serializer::new(String::new());

@@ -42,61 +42,59 @@ impl PublicError {
 /// when to come back.
 const OUTAGE_RETRY_AFTER_SECS: u64 = 5;
 
-impl AppError {
-    pub(crate) fn public(&self) -> PublicError {
-        let (code, message): (&'static str, String) = match self {
-            Self::NotAuthenticated => ("not_authenticated", "You need to sign in to see this page.".into()),
-            Self::Forbidden => ("forbidden", "You do not have access to this page.".into()),
-            Self::StepUpRequired { return_to } => {
-                let back = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>();
-                return PublicError {
-                    code: "step_up_required",
-                    message:
-                        "For your security, admin actions need a recent sign-in. Confirm it's you, then try again."
-                            .into(),
-                    continue_to: Some(format!("/sign-in/step-up?return_to={back}")),
-                    retry_after_secs: None,
-                };
-            }
-            Self::NotFound => ("not_found", "There is nothing here.".into()),
-            Self::TooManyRequests { retry_after_secs } => {
-                return PublicError::retry_after(
-                    "too_many_requests",
-                    format!("Too many attempts from your network. Please wait {retry_after_secs} s and try again."),
-                    *retry_after_secs,
-                );
-            }
-            Self::BadRequest(msg) => ("bad_request", msg.clone()),
-            Self::SignIn { public, .. } => ("sign_in_failed", (*public).to_owned()),
-            Self::ProviderUnavailable(_) => {
-                return PublicError::retry_after(
-                    "provider_unavailable",
-                    "The sign-in service is not reachable right now. Please try again in a moment.".into(),
-                    OUTAGE_RETRY_AFTER_SECS,
-                );
-            }
-            Self::ProviderBusy { retry_after_secs } => {
-                return PublicError::retry_after(
-                    "provider_busy",
-                    format!("The sign-in service is busy. Please try again in {retry_after_secs} s."),
-                    *retry_after_secs,
-                );
-            }
-            Self::ProviderInvalidResponse(_) => (
-                "provider_error",
-                "The sign-in service answered something unexpected. Please try again in a moment.".into(),
-            ),
-            Self::DatabaseUnavailable(_) => {
-                return PublicError::retry_after(
-                    "service_unavailable",
-                    "The service is temporarily unavailable. Please try again in a moment.".into(),
-                    OUTAGE_RETRY_AFTER_SECS,
-                );
-            }
-            Self::Unexpected(_) => ("internal_error", "Something went wrong on our side.".into()),
-        };
-        PublicError::new(code, message)
-    }
+/// What the client is told about `err`.
+fn public(err: &AppError) -> PublicError {
+    let (code, message): (&'static str, String) = match err {
+        AppError::NotAuthenticated => ("not_authenticated", "You need to sign in to see this page.".into()),
+        AppError::Forbidden => ("forbidden", "You do not have access to this page.".into()),
+        AppError::StepUpRequired { return_to } => {
+            let back = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>();
+            return PublicError {
+                code: "step_up_required",
+                message: "For your security, admin actions need a recent sign-in. Confirm it's you, then try again."
+                    .into(),
+                continue_to: Some(format!("/sign-in/step-up?return_to={back}")),
+                retry_after_secs: None,
+            };
+        }
+        AppError::NotFound => ("not_found", "There is nothing here.".into()),
+        AppError::TooManyRequests { retry_after_secs } => {
+            return PublicError::retry_after(
+                "too_many_requests",
+                format!("Too many attempts from your network. Please wait {retry_after_secs} s and try again."),
+                *retry_after_secs,
+            );
+        }
+        AppError::BadRequest(msg) => ("bad_request", msg.clone()),
+        AppError::SignIn { public, .. } => ("sign_in_failed", (*public).to_owned()),
+        AppError::ProviderUnavailable(_) => {
+            return PublicError::retry_after(
+                "provider_unavailable",
+                "The sign-in service is not reachable right now. Please try again in a moment.".into(),
+                OUTAGE_RETRY_AFTER_SECS,
+            );
+        }
+        AppError::ProviderBusy { retry_after_secs } => {
+            return PublicError::retry_after(
+                "provider_busy",
+                format!("The sign-in service is busy. Please try again in {retry_after_secs} s."),
+                *retry_after_secs,
+            );
+        }
+        AppError::ProviderInvalidResponse(_) => (
+            "provider_error",
+            "The sign-in service answered something unexpected. Please try again in a moment.".into(),
+        ),
+        AppError::DatabaseUnavailable(_) => {
+            return PublicError::retry_after(
+                "service_unavailable",
+                "The service is temporarily unavailable. Please try again in a moment.".into(),
+                OUTAGE_RETRY_AFTER_SECS,
+            );
+        }
+        AppError::Unexpected(_) => ("internal_error", "Something went wrong on our side.".into()),
+    };
+    PublicError::new(code, message)
 }
 
 impl ResponseError for AppError {
@@ -123,7 +121,7 @@ impl ResponseError for AppError {
             tracing::warn!(error = ?self, "sign-in rejected");
         }
         let mut res = HttpResponse::new(status);
-        res.extensions_mut().insert(self.public());
+        res.extensions_mut().insert(public(self));
         res
     }
 }

@@ -14,7 +14,7 @@ use crate::admin::is_admin;
 use crate::error::AppError;
 use crate::session::TypedSession;
 use crate::session::repo::SessionRecord;
-use crate::users::{User, repo};
+use crate::users::User;
 
 fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
     req.app_data::<web::Data<AppState>>()
@@ -42,7 +42,7 @@ impl FromRequest for CurrentUser {
         Box::pin(async move {
             let state = state?;
             let user_id = user_id.ok_or(AppError::NotAuthenticated)?;
-            let user = repo::get_cached(&state.pool, state.caches.as_deref(), user_id)
+            let user = crate::cache::user(&state.pool, state.caches.as_deref(), user_id)
                 .await?
                 .ok_or(AppError::NotAuthenticated)?;
             Ok(CurrentUser(user))
