@@ -18,7 +18,12 @@ need pgbench postgresql-contrib
 command -v node >/dev/null || { echo "Node.js is required (the test provider)" >&2; exit 1; }
 bash scripts/ensure-postgres.sh >/dev/null
 [ -d tests/provider/node_modules ] || npm ci --prefix tests/provider --no-audit --no-fund >/dev/null
-cargo build --release --quiet
+# APP_BIN: another build of the app to measure (an A/B against a previous commit); by default
+# this tree's release build.
+if [ -z "${APP_BIN:-}" ]; then
+  cargo build --release --quiet
+  APP_BIN=target/release/logto-signin
+fi
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -44,11 +49,11 @@ start_provider() {
 }
 start_provider
 
-SESSION_SECRET_VALUE=$(target/release/logto-signin generate-secret)
+SESSION_SECRET_VALUE=$("$APP_BIN" generate-secret)
 start_app() {
   env SESSION_SECRET="$SESSION_SECRET_VALUE" LOGTO_ENDPOINT="$PROVIDER" LOGTO_APP_ID=$CLIENT_ID \
     LOGTO_APP_SECRET=$CLIENT_SECRET APP_BASE_URL="$APP" HOST=127.0.0.1 PORT=$APP_PORT DATABASE_URL="$BENCH_URL" \
-    SERVER_TIMING=true SIGN_IN_RATE_LIMIT=1000000 RUST_LOG=warn ${APP_ENV:-} target/release/logto-signin >>"$WORK/app.log" 2>&1 &
+    SERVER_TIMING=true SIGN_IN_RATE_LIMIT=1000000 RUST_LOG=warn ${APP_ENV:-} "$APP_BIN" >>"$WORK/app.log" 2>&1 &
   APP_PID=$!
   PIDS+=("$APP_PID")
   for _ in $(seq 1 100); do curl -fs "$APP/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done

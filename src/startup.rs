@@ -111,11 +111,11 @@ impl Application {
             pool: pool.clone(),
             provider,
             jwks: JwksCache::new(settings.jwks_max_age, settings.jwks_refetch_cooldown),
+            records: caches.as_ref().map(|_| crate::session::records::RecordCache::new(settings.session_cache_entries)),
             caches,
             token_cipher: crate::session::sealed::TokenCipher::new(settings.session_secret_bytes()),
             refresh_turns: Default::default(),
             admin_counts: Arc::default(),
-            search_trigrams: Arc::default(),
             lifetimes: store.lifetimes(),
         });
         tokio::spawn(keep_jwks_fresh(services.clone()));

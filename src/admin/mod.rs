@@ -3,7 +3,6 @@
 
 pub mod cursor;
 pub mod repo;
-pub mod search;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -86,8 +86,6 @@ pub struct AuthorizationRequest {
 /// A completed, verified sign-in.
 pub struct VerifiedSignIn {
     pub claims: IdTokenClaims,
-    /// Userinfo claims whose `sub` matched the ID token.
-    pub userinfo: Option<Map<String, Value>>,
     pub tokens: TokenSet,
 }
 
@@ -163,9 +161,9 @@ pub fn authorization_url(
 
 pub use crate::clock::unix_now;
 
-/// Exchanges the code, validates the ID token and reads userinfo. Nothing is used before the ID
-/// token (with its nonce) has passed validation.
-pub async fn finish_sign_in(
+/// Exchanges the code and validates the ID token (with its nonce). Nothing of the provider's
+/// answer may be used before this returns; userinfo comes after ([`userinfo`]).
+pub async fn redeem_code(
     settings: &Settings,
     metadata: &ProviderMetadata,
     http: &ProviderHttp,
@@ -213,15 +211,9 @@ pub async fn finish_sign_in(
     .await
     .map_err(id_token_error)?;
 
-    let userinfo = match &metadata.userinfo_endpoint {
-        None => None,
-        Some(endpoint) => Some(fetch_userinfo(http, endpoint, &access_token, &claims.sub).await?),
-    };
-
     let ttl = response.expires_in().unwrap_or(DEFAULT_ACCESS_TOKEN_TTL);
     let verified = VerifiedSignIn {
         claims,
-        userinfo,
         tokens: TokenSet {
             id_token: raw_id_token,
             access_token,
@@ -230,6 +222,21 @@ pub async fn finish_sign_in(
         },
     };
     Ok(verified)
+}
+
+/// Userinfo for a verified sign-in (its `sub` must be the ID token's), when Logto has the
+/// endpoint.
+pub async fn userinfo(
+    metadata: &ProviderMetadata,
+    http: &ProviderHttp,
+    verified: &VerifiedSignIn,
+) -> Result<Option<Map<String, Value>>, AppError> {
+    match &metadata.userinfo_endpoint {
+        None => Ok(None),
+        Some(endpoint) => {
+            fetch_userinfo(http, endpoint, &verified.tokens.access_token, &verified.claims.sub).await.map(Some)
+        }
+    }
 }
 
 async fn fetch_userinfo(

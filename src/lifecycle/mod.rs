@@ -16,11 +16,11 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::admin::CountsCache;
-use crate::admin::search::CommonTrigrams;
 use crate::auth::discovery::Provider;
 use crate::auth::jwks::JwksCache;
 use crate::cache::Caches;
 use crate::config::Settings;
+use crate::session::records::RecordCache;
 use crate::session::repo::Lifetimes;
 use crate::session::sealed::TokenCipher;
 use refresh::RefreshTurns;
@@ -32,12 +32,13 @@ pub struct Services {
     pub jwks: JwksCache,
     /// Sessions and users in memory (kept fresh by LISTEN), unless `SESSION_CACHE=false`.
     pub caches: Option<Arc<Caches>>,
+    /// Signed-in sessions' records (CSRF token, auth time), with the caches.
+    pub records: Option<RecordCache>,
     /// Seals tokens at rest (key derived from SESSION_SECRET).
     pub token_cipher: TokenCipher,
     /// One refresh per session at a time in this instance.
     pub refresh_turns: RefreshTurns,
     pub admin_counts: Arc<CountsCache>,
-    pub search_trigrams: Arc<CommonTrigrams>,
     pub lifetimes: Lifetimes,
 }
 

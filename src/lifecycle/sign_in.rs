@@ -1,6 +1,7 @@
-//! The end of a sign-in, after the protocol checks passed: the user is written, the browser's
-//! session is renewed onto a new key, and the session's row is recorded — in one transaction,
-//! so a sign-in is counted exactly when its session exists.
+//! The end of a sign-in, after the protocol checks passed: one statement writes the user's
+//! sign-in (profile, counters, event) and the new session's row with its record — so a sign-in
+//! is counted exactly when its session exists, and nothing of it is written when that statement
+//! fails — and then the browser's session is renewed onto the new row's key.
 
 use std::net::IpAddr;
 
@@ -10,14 +11,16 @@ use uuid::Uuid;
 use crate::crypto::random_token;
 use crate::error::AppError;
 use crate::lifecycle::Services;
-use crate::session::repo::{self, NewSession};
+use crate::session::repo::{self, NewSession, UserSignIn};
 use crate::session::{TokenSet, TypedSession, store};
-use crate::users::{self, ClaimedProfile};
+use crate::users::ClaimedProfile;
 
 /// What the callback verified, and where the browser is.
 pub struct SignIn<'a> {
     pub issuer: &'a str,
     pub subject: &'a str,
+    /// The user's id when (issuer, subject) is known already; a new user gets a fresh one.
+    pub known_user: Option<Uuid>,
     pub profile: &'a ClaimedProfile,
     pub tokens: &'a TokenSet,
     pub logto_sid: Option<&'a str>,
@@ -27,36 +30,38 @@ pub struct SignIn<'a> {
 }
 
 /// Writes the sign-in and makes this browser's session the new signed-in session. Returns the
-/// user's id. On an error nothing is stored (and the browser's session is not signed in): a 503,
+/// user's id. On an error nothing is stored and the browser's session stays as it was: a 503,
 /// whatever the database said — the user did nothing wrong and may simply try again.
-pub async fn complete(services: &Services, session: &TypedSession, verified: SignIn<'_>) -> Result<Uuid, AppError> {
-    let not_written =
-        |e: sqlx::Error| AppError::DatabaseUnavailable(anyhow::Error::new(e).context("writing a sign-in"));
-    let mut tx = services.pool.begin().await.map_err(not_written)?;
-    let user_id = users::repo::sign_in(&mut tx, verified.issuer, verified.subject, verified.profile)
-        .await
-        .map_err(not_written)?;
-
+pub async fn complete(services: &Services, session: &TypedSession, sign_in: SignIn<'_>) -> Result<Uuid, AppError> {
+    let user_id = sign_in.known_user.unwrap_or_else(Uuid::new_v4);
     let session_id = Uuid::new_v4();
-    let state = session.renew_for(user_id, session_id)?;
     let key = generate_session_key();
     let csrf_token = random_token();
     let new = NewSession {
         session_id,
         user_id,
-        logto_sid: verified.logto_sid,
-        auth_time: verified.auth_time,
-        user_agent: verified.user_agent,
-        client_ip: verified.client_ip,
+        logto_sid: sign_in.logto_sid,
+        auth_time: sign_in.auth_time,
+        user_agent: sign_in.user_agent,
+        client_ip: sign_in.client_ip,
         csrf_token: &csrf_token,
-        tokens: verified.tokens,
+        tokens: sign_in.tokens,
     };
-    repo::insert_signed_in(&mut tx, &services.token_cipher, &store::key_hash(&key), &state, &new, services.lifetimes)
-        .await
-        .map_err(not_written)?;
-    tx.commit().await.map_err(not_written)?;
+    let user = UserSignIn { issuer: sign_in.issuer, subject: sign_in.subject, profile: sign_in.profile };
+    repo::insert_signed_in(
+        &services.pool,
+        &services.token_cipher,
+        &store::key_hash(&key),
+        &new,
+        &user,
+        services.lifetimes,
+    )
+    .await
+    .map_err(|e| AppError::DatabaseUnavailable(anyhow::Error::new(e).context("writing a sign-in")))?;
 
-    session.use_created_key(&key)?;
+    // actix-session deletes the pre-login row after the handler; the store's `save` writes the
+    // renewed state into the new row and hands actix-session its key.
+    session.renew_for(user_id, session_id, &key)?;
     // This instance's cached profile; other instances hear of the change through NOTIFY.
     services.forget_user(user_id);
     Ok(user_id)

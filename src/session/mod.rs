@@ -1,6 +1,7 @@
 //! Server-side sessions: the Postgres store and a typed view over a request's session.
 
 pub mod keys;
+pub mod records;
 pub mod repo;
 pub mod sealed;
 pub mod store;
@@ -12,7 +13,6 @@ use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use anyhow::anyhow;
-use serde_json::Value;
 use std::future::{Ready, ready};
 
 use crate::error::AppError;
@@ -65,11 +65,10 @@ impl TypedSession {
         self.get(keys::LOGIN_BINDING)
     }
 
-    /// Turns this browser's session into `user_id`'s signed-in session `session_id`, under a new
-    /// key: nothing of a previous user of this browser carries over (only the login binding, so
-    /// a sign-in still pending in another tab can finish). Returns the state to store with the
-    /// session's row.
-    pub(crate) fn renew_for(&self, user_id: Uuid, session_id: Uuid) -> Result<Value, AppError> {
+    /// Turns this browser's session into `user_id`'s signed-in session `session_id`, whose row
+    /// the sign-in wrote under `key`: nothing of a previous user of this browser carries over
+    /// (only the login binding, so a sign-in still pending in another tab can finish).
+    pub(crate) fn renew_for(&self, user_id: Uuid, session_id: Uuid, key: &SessionKey) -> Result<(), AppError> {
         let binding = self.existing_login_binding();
         self.0.clear();
         if let Some(binding) = binding {
@@ -78,11 +77,6 @@ impl TypedSession {
         // Identity::login renews the session key: the pre-login cookie stops working (fixation).
         Identity::login(&self.1.extensions(), user_id.to_string()).map_err(session_error)?;
         self.set(keys::SESSION_ID, session_id)?;
-        Ok(store::state_to_json(&self.0.entries()))
-    }
-
-    /// The renewed session was written under `key` (by the sign-in): actix-session uses it.
-    pub(crate) fn use_created_key(&self, key: &SessionKey) -> Result<(), AppError> {
         self.set(keys::CREATED_KEY, key.as_ref())
     }
 

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::TokenSet;
 use super::sealed::{self, TokenCipher};
+use crate::users::ClaimedProfile;
 
 /// How long sessions live; every expiry is computed by the `session_expiry` SQL function
 /// (migration `…11_…`) from these.
@@ -152,23 +153,56 @@ pub struct NewSession<'a> {
     pub tokens: &'a TokenSet,
 }
 
-/// Writes a signed-in session: its row under `key_hash` with actix-session's `state` and the
-/// record's columns (tokens sealed).
+/// The user's side of a sign-in, written with the session (the `users_sign_in` SQL function).
+pub struct UserSignIn<'a> {
+    pub issuer: &'a str,
+    pub subject: &'a str,
+    pub profile: &'a ClaimedProfile,
+}
+
+/// Writes a sign-in in one statement: the user's (`users_sign_in`: profile, counters, a
+/// sign-in event; a new user gets `new.user_id`, an existing one must have it, or nothing is
+/// written) and the signed-in session's row under `key_hash` with the record's columns (tokens
+/// sealed). actix-session's state is written into it by the store's `save` at the end of the
+/// request (see `session::store`).
 #[tracing::instrument(name = "sessions.insert_signed_in", skip_all)]
 pub async fn insert_signed_in(
-    conn: &mut PgConnection,
+    pool: &PgPool,
     cipher: &TokenCipher,
     key_hash: &[u8],
-    state: &Value,
     new: &NewSession<'_>,
+    user: &UserSignIn<'_>,
     lifetimes: Lifetimes,
 ) -> Result<(), sqlx::Error> {
     let t = new.tokens;
-    sqlx::query!("insert into sessions (key_hash, state, session_id, user_id, logto_sid, auth_time, user_agent, client_ip,
+    let profile = serde_json::to_value(user.profile).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query!(
+        "insert into sessions (key_hash, state, session_id, user_id, logto_sid, auth_time, user_agent, client_ip,
                                csrf_token, id_token, access_token, access_token_expires_at, refresh_token, expires_at)
-         values ($1, $2, $3, $4, $5, to_timestamp($6::float8), $7, $8::text::inet, $9, $10, $11, to_timestamp($12::float8), $13,
-                 session_expiry(true, now(), $14, $15, $16))", key_hash, state, new.session_id, new.user_id, new.logto_sid, new.auth_time.map(|t| t as f64), new.user_agent.map(|ua| ua.chars().take(512).collect::<String>()), new.client_ip.map(|ip| ip.to_string()), new.csrf_token, cipher.seal(sealed::ID_TOKEN, &t.id_token), cipher.seal(sealed::ACCESS_TOKEN, &t.access_token), t.access_token_expires_at as f64, t.refresh_token.as_deref().map(|r| cipher.seal(sealed::REFRESH_TOKEN, r)), lifetimes.pre_login.as_secs_f64(), lifetimes.idle.as_secs_f64(), lifetimes.max.as_secs_f64())
-    .execute(conn)
+         select $1, '{}', $2, signed_in.user_id, $4, to_timestamp($5::float8), $6, $7::text::inet, $8, $9, $10,
+                to_timestamp($11::float8), $12, signed_in.expires_at
+           from (select users_sign_in($16, $17, $18, $3, expiry) as user_id, expiry as expires_at
+                   from session_expiry(true, now(), $13, $14, $15) expiry) signed_in",
+        key_hash,
+        new.session_id,
+        new.user_id,
+        new.logto_sid,
+        new.auth_time.map(|t| t as f64),
+        new.user_agent.map(|ua| ua.chars().take(512).collect::<String>()),
+        new.client_ip.map(|ip| ip.to_string()),
+        new.csrf_token,
+        cipher.seal(sealed::ID_TOKEN, &t.id_token),
+        cipher.seal(sealed::ACCESS_TOKEN, &t.access_token),
+        t.access_token_expires_at as f64,
+        t.refresh_token.as_deref().map(|r| cipher.seal(sealed::REFRESH_TOKEN, r)),
+        lifetimes.pre_login.as_secs_f64(),
+        lifetimes.idle.as_secs_f64(),
+        lifetimes.max.as_secs_f64(),
+        user.issuer,
+        user.subject,
+        profile,
+    )
+    .execute(pool)
     .await
     .map(|_| ())
 }

@@ -5,19 +5,11 @@ use uuid::Uuid;
 
 use super::{ClaimedProfile, Profile, User};
 
-/// Creates or updates the user identified by (issuer, subject) and records a sign-in (the
-/// `users_sign_in` SQL function: profile, counters, sign-in event). Users are never matched by
-/// email.
-#[tracing::instrument(name = "users.sign_in", skip_all)]
-pub async fn sign_in(
-    conn: &mut PgConnection,
-    issuer: &str,
-    subject: &str,
-    p: &ClaimedProfile,
-) -> Result<Uuid, sqlx::Error> {
-    let profile = serde_json::to_value(p).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query_scalar!(r#"select users_sign_in($1, $2, $3) as "user_id!""#, issuer, subject, profile)
-        .fetch_one(conn)
+/// The id of the user known by (issuer, subject), if any (a read; nothing is written).
+#[tracing::instrument(name = "users.find_id", skip_all)]
+pub async fn find_id(pool: &PgPool, issuer: &str, subject: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!("select user_id from users where issuer = $1 and subject = $2", issuer, subject)
+        .fetch_optional(pool)
         .await
 }
 

@@ -55,7 +55,7 @@ pub async fn sessions_page(
     let page = SessionsPage {
         others: rows.iter().filter(|r| !r.current).count(),
         sessions: rows,
-        csrf_token: me.csrf_token.unwrap_or_default(),
+        csrf_token: me.csrf_token.clone().unwrap_or_default(),
     };
     super::page(&state, "account_sessions.html", &page)
 }

@@ -7,7 +7,6 @@ use uuid::Uuid;
 
 use crate::admin::cursor::Cursor;
 use crate::admin::repo::{self, PAGE_SIZE, UserRow};
-use crate::admin::search::SearchTerm;
 use crate::admin::{repo::Counts, require_recent_sign_in, signed_in_recently};
 use crate::error::{AppError, Result};
 use crate::lifecycle::end::{Outcome, Which, end};
@@ -46,16 +45,7 @@ async fn list(state: &AppState, active_only: bool, q: Option<&str>, cursor: Opti
         None => None,
         Some(c) => Some(Cursor::decode(c).ok_or_else(|| AppError::BadRequest("The page cursor is not valid.".into()))?),
     };
-    let term = match search.as_deref() {
-        // Folded by Postgres, exactly like the stored search text (Rust's lowercase differs on
-        // a final Σ or İ).
-        Some(s) => {
-            let lowered = repo::fold_like_search_text(&state.pool, s).await?;
-            Some(SearchTerm::new(&lowered, &*state.search_trigrams.current(&state.pool).await))
-        }
-        None => None,
-    };
-    let mut rows = repo::list_users(&state.pool, active_only, term.as_ref(), cursor).await?;
+    let mut rows = repo::list_users(&state.pool, active_only, search.as_deref(), cursor).await?;
     let next_cursor = if rows.len() as i64 > PAGE_SIZE {
         rows.truncate(PAGE_SIZE as usize);
         rows.last().map(|r| {
@@ -238,7 +228,7 @@ pub async fn user_page(
             })
             .collect(),
         step_up_needed: !signed_in_recently(&session, &state.settings),
-        csrf_token: session.csrf_token.unwrap_or_default(),
+        csrf_token: session.csrf_token.clone().unwrap_or_default(),
     };
     super::page(&state, "admin/user.html", &page)
 }

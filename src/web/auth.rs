@@ -11,7 +11,7 @@ use crate::auth::{callback, flow, pending, return_to};
 use crate::error::{AppError, Result};
 use crate::lifecycle::sign_in::SignIn;
 use crate::session::{TypedSession, repo as session_repo};
-use crate::users::ClaimedProfile;
+use crate::users::{self, ClaimedProfile};
 use crate::web::extract::CurrentSession;
 use crate::web::rate_limit::{SignInLimit, client_ip};
 use crate::web::state::AppState;
@@ -121,19 +121,28 @@ pub async fn callback(
 
     // Timed for `Server-Timing` (SERVER_TIMING=true): the app's own time excludes this wait.
     let (http, provider_wait) = state.provider.http().timed();
-    let verified = tokio::time::timeout(
-        flow::CALLBACK_PROVIDER_BUDGET,
-        flow::finish_sign_in(&state.settings, &metadata, &http, &state.jwks, code, &pending),
+    let deadline = tokio::time::Instant::now() + flow::CALLBACK_PROVIDER_BUDGET;
+    let too_slow = |_| AppError::ProviderUnavailable(anyhow!("the provider did not answer in time"));
+    let verified = tokio::time::timeout_at(
+        deadline,
+        flow::redeem_code(&state.settings, &metadata, &http, &state.jwks, code, &pending),
     )
     .await
-    .map_err(|_| AppError::ProviderUnavailable(anyhow!("the provider did not answer in time")))??;
+    .map_err(too_slow)??;
+    // While Logto answers userinfo, the (now verified) user's id is looked up.
+    let (userinfo, known_user) = tokio::join!(
+        tokio::time::timeout_at(deadline, flow::userinfo(&metadata, &http, &verified)),
+        users::repo::find_id(&state.pool, &verified.claims.iss, &verified.claims.sub),
+    );
+    let userinfo = userinfo.map_err(too_slow)??;
 
-    // The user, the renewed session and its record, in one transaction.
-    let profile = ClaimedProfile::from_claims(&verified.claims.all, verified.userinfo.as_ref());
+    // The user and the renewed session with its record, in one statement.
+    let profile = ClaimedProfile::from_claims(&verified.claims.all, userinfo.as_ref());
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let sign_in = SignIn {
         issuer: &verified.claims.iss,
         subject: &verified.claims.sub,
+        known_user: known_user?,
         profile: &profile,
         tokens: &verified.tokens,
         logto_sid: verified.claims.sid.as_deref(),
@@ -184,7 +193,7 @@ struct SignOutPage {
 
 /// A confirmation page; signing out itself is a POST with a CSRF token.
 pub async fn sign_out_page(state: web::Data<AppState>, session: Option<CurrentSession>) -> Result<HttpResponse> {
-    let Some(csrf_token) = session.and_then(|s| s.0.csrf_token) else {
+    let Some(csrf_token) = session.and_then(|s| s.0.csrf_token.clone()) else {
         return Ok(see_other("/"));
     };
     super::page(&state, "sign_out.html", &SignOutPage { csrf_token })

@@ -70,7 +70,7 @@ impl FromRequest for SignedInSession {
 
 /// The record of the signed-in session (its CSRF token, when the user last authenticated),
 /// read from its row.
-pub struct CurrentSession(pub SessionRecord);
+pub struct CurrentSession(pub Arc<SessionRecord>);
 
 impl FromRequest for CurrentSession {
     type Error = AppError;
@@ -81,7 +81,7 @@ impl FromRequest for CurrentSession {
         let state = app_state(req);
         Box::pin(async move {
             let (signed_in, state) = (signed_in?, state?);
-            let record = crate::session::repo::record(&state.pool, signed_in.session_id)
+            let record = crate::session::records::record(&state.pool, state.records.as_ref(), signed_in.session_id)
                 .await?
                 .filter(|r| r.user_id == signed_in.user_id)
                 .ok_or(AppError::NotAuthenticated)?;
@@ -134,7 +134,7 @@ impl FromRequest for AdminUser {
 /// record comes with it.
 pub struct CsrfForm<T> {
     pub form: T,
-    pub session: SessionRecord,
+    pub session: Arc<SessionRecord>,
 }
 
 /// A form that carries the CSRF token.

@@ -50,7 +50,7 @@ pub async fn home(
     let page = HomePage {
         user: user.as_ref().map(|u| UserView::from(&u.0.profile)),
         is_admin: user.as_ref().is_some_and(|u| crate::admin::is_admin(&u.0, &state.settings)),
-        csrf_token: session.and_then(|s| s.0.csrf_token),
+        csrf_token: session.and_then(|s| s.0.csrf_token.clone()),
     };
     super::page(&state, "home.html", &page)
 }
