@@ -9,7 +9,7 @@ BENCH_DB=${BENCH_DB:-logto_signin_bench}
 BENCH_URL="${DATABASE_URL%/*}/$BENCH_DB"
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; [ -z "${KEEP_APP_LOG:-}" ] || cp "$WORK/app.log" "$KEEP_APP_LOG"; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 need() { command -v "$1" >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; apt-get install -y -qq "$2" >/dev/null; }; }

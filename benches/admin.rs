@@ -244,13 +244,12 @@ async fn admin_cookie(pool: &PgPool, admin_id: uuid::Uuid) -> anyhow::Result<Str
     let state = serde_json::json!({
         "actix_identity.user_id": admin_id.to_string(),
         "session_id": session_id.to_string(),
-        "csrf_token": "bench",
     });
     sqlx::query(
-        "insert into sessions (key_hash, state, session_id, user_id, expires_at)
-         values ($1, $2, $3, $4, now() + interval '1 day')
+        "insert into sessions (key_hash, state, session_id, user_id, csrf_token, expires_at)
+         values ($1, $2, $3, $4, 'bench', now() + interval '1 day')
          on conflict (key_hash) do update set state = excluded.state, session_id = excluded.session_id,
-                                              expires_at = excluded.expires_at",
+                                              csrf_token = excluded.csrf_token, expires_at = excluded.expires_at",
     )
     .bind(Sha256::digest(SESSION_KEY.as_bytes()).to_vec())
     .bind(state)

@@ -35,6 +35,7 @@ pub struct SignIn<'a> {
 pub async fn complete(services: &Services, session: &TypedSession, sign_in: SignIn<'_>) -> Result<Uuid, AppError> {
     let user_id = sign_in.known_user.unwrap_or_else(Uuid::new_v4);
     let session_id = Uuid::new_v4();
+    let state = session.signed_in_state(user_id, session_id);
     let key = generate_session_key();
     let csrf_token = random_token();
     let new = NewSession {
@@ -52,6 +53,7 @@ pub async fn complete(services: &Services, session: &TypedSession, sign_in: Sign
         &services.pool,
         &services.token_cipher,
         &store::key_hash(&key),
+        &state,
         &new,
         &user,
         services.lifetimes,
@@ -59,9 +61,9 @@ pub async fn complete(services: &Services, session: &TypedSession, sign_in: Sign
     .await
     .map_err(|e| AppError::DatabaseUnavailable(anyhow::Error::new(e).context("writing a sign-in")))?;
 
-    // actix-session deletes the pre-login row after the handler; the store's `save` writes the
-    // renewed state into the new row and hands actix-session its key.
-    session.renew_for(user_id, session_id, &key)?;
+    // actix-session deletes the pre-login row after the handler, and the store's `save` hands
+    // it the new row's key.
+    session.renew_for(user_id, session_id, &key, &state)?;
     // This instance's cached profile; other instances hear of the change through NOTIFY.
     services.forget_user(user_id);
     Ok(user_id)

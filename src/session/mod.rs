@@ -13,6 +13,7 @@ use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use anyhow::anyhow;
+use serde_json::Value;
 use std::future::{Ready, ready};
 
 use crate::error::AppError;
@@ -65,10 +66,30 @@ impl TypedSession {
         self.get(keys::LOGIN_BINDING)
     }
 
-    /// Turns this browser's session into `user_id`'s signed-in session `session_id`, whose row
-    /// the sign-in wrote under `key`: nothing of a previous user of this browser carries over
-    /// (only the login binding, so a sign-in still pending in another tab can finish).
-    pub(crate) fn renew_for(&self, user_id: Uuid, session_id: Uuid, key: &SessionKey) -> Result<(), AppError> {
+    /// The state `user_id`'s new signed-in session `session_id` will have in this browser, for
+    /// its row: the login binding (so a sign-in still pending in another tab can finish), the
+    /// user id (actix-identity's) and the session id — nothing of a previous user of the browser.
+    pub(crate) fn signed_in_state(&self, user_id: Uuid, session_id: Uuid) -> Value {
+        let mut state = serde_json::Map::new();
+        if let Some(binding) = self.existing_login_binding() {
+            state.insert(keys::LOGIN_BINDING.into(), binding.into());
+        }
+        state.insert(keys::IDENTITY.into(), user_id.to_string().into());
+        state.insert(keys::SESSION_ID.into(), session_id.to_string().into());
+        Value::Object(state)
+    }
+
+    /// Turns this browser's session into the signed-in session whose row the sign-in wrote under
+    /// `key` with `stored` state ([`Self::signed_in_state`]), through actix-identity's login
+    /// (which renews the key: the pre-login cookie stops working). Fails, leaving the browser
+    /// signed out, if the renewed state is not what was stored.
+    pub(crate) fn renew_for(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        key: &SessionKey,
+        stored: &Value,
+    ) -> Result<(), AppError> {
         let binding = self.existing_login_binding();
         self.0.clear();
         if let Some(binding) = binding {
@@ -77,6 +98,10 @@ impl TypedSession {
         // Identity::login renews the session key: the pre-login cookie stops working (fixation).
         Identity::login(&self.1.extensions(), user_id.to_string()).map_err(session_error)?;
         self.set(keys::SESSION_ID, session_id)?;
+        if &store::state_to_json(&self.0.entries()) != stored {
+            self.0.purge();
+            return Err(session_error("the renewed session state is not the one stored with its row"));
+        }
         self.set(keys::CREATED_KEY, key.as_ref())
     }
 

@@ -135,8 +135,10 @@ pub async fn update_state(
     Ok(updated.rows_affected() == 1)
 }
 
+/// Deletes the row of a session key (`delete_session_row`: a pre-login row's delete does not wait
+/// for the WAL flush, see migration `…13_…`).
 pub async fn delete_by_key(pool: &PgPool, key_hash: &[u8]) -> Result<(), sqlx::Error> {
-    sqlx::query!("delete from sessions where key_hash = $1", key_hash).execute(pool).await.map(|_| ())
+    sqlx::query!("select delete_session_row($1)", key_hash).execute(pool).await.map(|_| ())
 }
 
 /// What a sign-in knows about the session it starts.
@@ -162,14 +164,14 @@ pub struct UserSignIn<'a> {
 
 /// Writes a sign-in in one statement: the user's (`users_sign_in`: profile, counters, a
 /// sign-in event; a new user gets `new.user_id`, an existing one must have it, or nothing is
-/// written) and the signed-in session's row under `key_hash` with the record's columns (tokens
-/// sealed). actix-session's state is written into it by the store's `save` at the end of the
-/// request (see `session::store`).
+/// written) and the signed-in session's row under `key_hash`, with actix-session's `state` and
+/// the record's columns (tokens sealed).
 #[tracing::instrument(name = "sessions.insert_signed_in", skip_all)]
 pub async fn insert_signed_in(
     pool: &PgPool,
     cipher: &TokenCipher,
     key_hash: &[u8],
+    state: &Value,
     new: &NewSession<'_>,
     user: &UserSignIn<'_>,
     lifetimes: Lifetimes,
@@ -179,11 +181,12 @@ pub async fn insert_signed_in(
     sqlx::query!(
         "insert into sessions (key_hash, state, session_id, user_id, logto_sid, auth_time, user_agent, client_ip,
                                csrf_token, id_token, access_token, access_token_expires_at, refresh_token, expires_at)
-         select $1, '{}', $2, signed_in.user_id, $4, to_timestamp($5::float8), $6, $7::text::inet, $8, $9, $10,
-                to_timestamp($11::float8), $12, signed_in.expires_at
-           from (select users_sign_in($16, $17, $18, $3, expiry) as user_id, expiry as expires_at
-                   from session_expiry(true, now(), $13, $14, $15) expiry) signed_in",
+         select $1, $2, $3, signed_in.user_id, $5, to_timestamp($6::float8), $7, $8::text::inet, $9, $10, $11,
+                to_timestamp($12::float8), $13, signed_in.expires_at
+           from (select users_sign_in($17, $18, $19, $4, expiry) as user_id, expiry as expires_at
+                   from session_expiry(true, now(), $14, $15, $16) expiry) signed_in",
         key_hash,
+        state,
         new.session_id,
         new.user_id,
         new.logto_sid,

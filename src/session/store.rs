@@ -9,8 +9,8 @@
 //!
 //! The store creates only pre-login rows. A signed-in session's row is written by the sign-in
 //! itself (`lifecycle::sign_in::complete`, with the user, in one statement) under a key it made;
-//! the renewed state then carries that key under [`keys::CREATED_KEY`], and `save` writes the
-//! state into that row and hands the key to actix-session.
+//! the renewed state then carries that key under [`keys::CREATED_KEY`], and `save` hands it to
+//! actix-session (the row already holds that state: the sign-in checked it).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -144,19 +144,10 @@ impl SessionStore for PgSessionStore {
 
     async fn save(&self, state: HashMap<String, String>, _ttl: &CookieDuration) -> Result<SessionKey, SaveError> {
         if let Some(created) = state.get(keys::CREATED_KEY) {
-            // The row was written by the sign-in that made this key (see the module comment).
+            // Written by the sign-in that made this key (see the module comment).
             let key: String =
                 serde_json::from_str(created).context("the created session key").map_err(SaveError::Other)?;
-            let key = SessionKey::try_from(key).context("the created session key").map_err(SaveError::Other)?;
-            let stored = repo::update_state(&self.pool, &key_hash(&key), &state_to_json(&state), self.lifetimes)
-                .await
-                .context("storing a new session's state")
-                .map_err(SaveError::Other)?;
-            if !stored {
-                // Ended in the milliseconds since the sign-in wrote it: the browser is anonymous.
-                return self.insert_pre_login(&HashMap::new()).await.map_err(SaveError::Other);
-            }
-            return Ok(key);
+            return SessionKey::try_from(key).context("the created session key").map_err(SaveError::Other);
         }
         self.insert_pre_login(&state).await.map_err(SaveError::Other)
     }
