@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark in one command:   bash bench/run.sh
+# The benchmark in one command:   bash loadtest/run.sh
 #
 # Builds the release binary, makes sure Postgres runs, starts the test provider (the
 # Logto-shaped oidc-provider server from tests/provider) and the app, signs in, and prints a
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-15s}
 CONNECTIONS=${CONNECTIONS:-64}
-source bench/lib.sh
+source loadtest/lib.sh
 
 session_writes() { psql "$BENCH_URL" -Atc "select coalesce(n_tup_upd + n_tup_ins, 0) from pg_stat_user_tables where relname = 'sessions'"; }
 
@@ -49,7 +49,7 @@ wrk_case "GET /" /
 flows_case() { # total workers
   local rates=() p50=() p99=() errors=0
   for _ in $(seq 1 "$RUNS"); do
-    read -r rate c50 c99 err < <(python3 bench/signin.py "$APP" "$PROVIDER" flows "$1" "$2")
+    read -r rate c50 c99 err < <(python3 loadtest/signin.py "$APP" "$PROVIDER" flows "$1" "$2")
     rates+=("$rate"); p50+=("$c50"); p99+=("$c99"); errors=$((errors + err))
   done
   echo "$(printf '%s\n' "${rates[@]}" | median) | $(printf '%s\n' "${p50[@]}" | median) | $(printf '%s\n' "${p99[@]}" | median) | $errors"
@@ -85,7 +85,7 @@ command: wrk -t2 -c$CONNECTIONS -d$DURATION --latency -H "Cookie: logto_signin_s
 | sequential | $SEQ |
 | 4 concurrent | $CONC |
 
-command: python3 bench/signin.py $APP $PROVIDER flows 100 1   (and: flows 200 4)
+command: python3 loadtest/signin.py $APP $PROVIDER flows 100 1   (and: flows 200 4)
 
 | other | value | command |
 | --- | ---: | --- |

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fault drills, with assertions:   bash bench/drills.sh
+# Fault drills, with assertions:   bash loadtest/drills.sh
 #
 # 1. Postgres restarts in the middle of a 30 s load run: requests during the outage get 503
 #    (never 500), the app serves normally again within 5 s of Postgres being back, no restart,
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 APP_ENV="JWKS_REFETCH_COOLDOWN=5"
-source bench/lib.sh
+source loadtest/lib.sh
 
 FAILED=0
 assert() { # description, condition...
@@ -31,7 +31,7 @@ rss_mb() { awk '/VmRSS/ {printf "%d", $2 / 1024}' "/proc/$APP_PID/status"; }
 cluster=$(ls /etc/postgresql | sort -V | tail -n 1)
 
 echo "== 1. Postgres restart during a 30 s load run"
-wrk -t2 -c64 -d30s -s bench/status-count.lua -H "$HEADER" "$APP/api/me" >"$WORK/pg.txt" &
+wrk -t2 -c64 -d30s -s loadtest/status-count.lua -H "$HEADER" "$APP/api/me" >"$WORK/pg.txt" &
 WRK=$!
 sleep 8
 pg_ctlcluster --skip-systemctl-redirect "$cluster" main stop -m fast
@@ -55,7 +55,7 @@ echo "== 2. The provider is unreachable"
 wrk -t2 -c64 -d5s -H "$HEADER" "$APP/api/me" >"$WORK/before.txt"
 kill "$PROVIDER_PID"; wait "$PROVIDER_PID" 2>/dev/null || true
 sleep 16 # the app takes a provider that answered in the last 15 s to be up
-wrk -t2 -c64 -d5s -s bench/status-count.lua -H "$HEADER" "$APP/api/me" >"$WORK/noop.txt"
+wrk -t2 -c64 -d5s -s loadtest/status-count.lua -H "$HEADER" "$APP/api/me" >"$WORK/noop.txt"
 before=$(awk '/Requests\/sec/ {print $2}' "$WORK/before.txt")
 during=$(awk '/Requests\/sec/ {print $2}' "$WORK/noop.txt")
 start=$(date +%s.%N)
@@ -68,16 +68,16 @@ assert "sign-in answers 503" [ "$code" = 503 ]
 assert "within 5 s" [ "$(echo "$took < 5" | bc)" = 1 ]
 start_provider
 sleep 6 # past the JWKS refetch cooldown of this drill's app (5 s): the restarted provider has new keys
-assert "sign-in works again without restarting the app" bash -c "python3 bench/signin.py '$APP' '$PROVIDER' cookie | grep -q ."
+assert "sign-in works again without restarting the app" bash -c "python3 loadtest/signin.py '$APP' '$PROVIDER' cookie | grep -q ."
 
 echo "== 3. Overload: 256 connections"
-wrk -t2 -c256 -d15s --latency -s bench/status-count.lua -H "$HEADER" "$APP/api/me" >"$WORK/over.txt"
+wrk -t2 -c256 -d15s --latency -s loadtest/status-count.lua -H "$HEADER" "$APP/api/me" >"$WORK/over.txt"
 echo "      $(awk '/Requests\/sec/ {print $2 " requests/s"}' "$WORK/over.txt"), p99 $(awk '$1 == "99%" {print $2}' "$WORK/over.txt"); statuses: $(statuses "$WORK/over.txt"); RSS $(rss_mb) MB"
 assert "only 200s and explicit 503s" only_statuses "$WORK/over.txt" 200 503
 assert "memory stays under 100 MB" [ "$(rss_mb)" -lt 100 ]
 
 echo "== 4. Graceful shutdown under load"
-wrk -t2 -c64 -d6s -s bench/status-count.lua -H "$HEADER" "$APP/api/me" >"$WORK/stop.txt" &
+wrk -t2 -c64 -d6s -s loadtest/status-count.lua -H "$HEADER" "$APP/api/me" >"$WORK/stop.txt" &
 WRK=$!
 sleep 2
 kill -TERM "$APP_PID"

@@ -1,4 +1,4 @@
-# Shared by bench/run.sh and bench/drills.sh: builds the release binary, makes sure Postgres runs,
+# Shared by loadtest/run.sh and loadtest/drills.sh: builds the release binary, makes sure Postgres runs,
 # starts the test provider and the app on free ports against a fresh database, and signs alice
 # in. Exports APP, PROVIDER, APP_PID, PROVIDER_PID, COOKIE, HEADER, BENCH_URL, WORK.
 # Extra app settings can be passed in APP_ENV (e.g. "JWKS_REFETCH_COOLDOWN=5").
@@ -62,7 +62,7 @@ start_app() {
 }
 start_app
 
-COOKIE=$(python3 bench/signin.py "$APP" "$PROVIDER" cookie)
+COOKIE=$(python3 loadtest/signin.py "$APP" "$PROVIDER" cookie)
 [ -n "$COOKIE" ] || { echo "could not sign in" >&2; exit 1; }
 HEADER="Cookie: logto_signin_session=$COOKIE"
 curl -fs -H "$HEADER" "$APP/api/me" | grep -q '"username":"alice"' || { echo "the session cookie does not work" >&2; exit 1; }
