@@ -218,8 +218,8 @@ async fn a_search_matches_only_rows_with_the_whole_term(pool: PgPool) {
     assert_eq!(subjects, vec!["seed-17"]);
 }
 
-/// Every search strategy (the recent window, the longer walk, ranking all matches) returns the
-/// same pages as a plain query would: the exact matches, newest activity first, each once.
+/// Searches whose matches are dense, sparse among recent users, or single return the same
+/// pages as a plain reference query: the exact matches, newest activity first, each once.
 #[sqlx::test]
 async fn search_pages_are_exact_whichever_way_they_are_found(pool: PgPool) {
     let app = admin_app(pool.clone()).await;
