@@ -12,6 +12,9 @@ RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && rm -rf src
 COPY src ./src
 COPY migrations ./migrations
+# The compile-time checked queries' metadata: the build needs no database.
+COPY .sqlx ./.sqlx
+ENV SQLX_OFFLINE=true
 # Templates and the stylesheet are compiled into the binary.
 COPY templates ./templates
 COPY static ./static

@@ -82,6 +82,11 @@ check('Dockerfile: assets are in the build stage before the final cargo build',
     const at = dockerfile.indexOf(`COPY ${d}`);
     return at !== -1 && at < dockerfile.lastIndexOf('cargo build');
   }));
+// The queries are checked at compile time against `.sqlx/`: without it (and SQLX_OFFLINE) the
+// image's build would need a migrated database.
+check('Dockerfile: .sqlx/ and SQLX_OFFLINE=true before the final cargo build',
+  dockerfile.indexOf('COPY .sqlx') !== -1 && dockerfile.indexOf('COPY .sqlx') < dockerfile.lastIndexOf('cargo build')
+  && /ENV SQLX_OFFLINE=true/.test(dockerfile.slice(0, dockerfile.lastIndexOf('cargo build'))));
 
 // 3. Bootstrap SQL against Logto's tables.
 const logto = JSON.parse(read('docker/logto-schema.json')).tables;
