@@ -1,7 +1,7 @@
 //! The hand-rolled authorization code + PKCE flow on top of the `oauth2` crate.
 //!
-//! `authorization_url` starts a sign-in; `finish_sign_in` exchanges the code, validates the ID
-//! token and fetches userinfo; `revoke_refresh_token` and `end_session_url` sign out.
+//! `authorization_url` starts a sign-in; `redeem_code` exchanges the code and validates the ID
+//! token, then `userinfo` fetches userinfo; `revoke_refresh_token` and `end_session_url` sign out.
 
 use std::time::Duration;
 
