@@ -8,10 +8,8 @@ cd "$(dirname "$0")/.."
 base_url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 # Some cases change SQL inside compile-checked `query!` macros: build against a migrated database
 # (not `.sqlx/`), which the tests also use as the server for their own databases.
-mutation_db=logto_signin_mutation
-psql "$base_url" -qtc "drop database if exists $mutation_db" -c "create database $mutation_db" >/dev/null
-export DATABASE_URL="${base_url%/*}/$mutation_db"
-sqlx migrate run --source migrations >/dev/null
+DATABASE_URL=$(bash scripts/migrated-db.sh logto_signin_mutation "$base_url")
+export DATABASE_URL
 export SQLX_OFFLINE=false
 
 # file ~ exact text to replace ~ replacement ~ test filter (\n in the texts is a newline)

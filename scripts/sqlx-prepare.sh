@@ -4,9 +4,6 @@
 # Usage: bash scripts/sqlx-prepare.sh [--check]      (needs sqlx-cli 0.9: see README)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-base="${SQLX_PREPARE_SERVER:-postgres://postgres@127.0.0.1:5432}"
-db=logto_signin_sqlx_prepare
-psql "$base/postgres" -qtc "drop database if exists $db" -c "create database $db" >/dev/null
-export DATABASE_URL="$base/$db"
-sqlx migrate run --source migrations >/dev/null
+DATABASE_URL=$(bash scripts/migrated-db.sh logto_signin_sqlx_prepare "${SQLX_PREPARE_SERVER:-postgres://postgres@127.0.0.1:5432/postgres}")
+export DATABASE_URL
 SQLX_OFFLINE=false cargo sqlx prepare "$@" -- --lib
